@@ -1,0 +1,18 @@
+"""gradlint: find the causes of exploding gradients before the training run.
+
+`import gradlint` stays cheap (no torch): the pytest plugin and pre-commit import it on every run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+__all__ = ["__version__", "check"]
+
+
+def check(model: Any, example_inputs: Any, **options: Any):
+    """Lint a model object; see `gradlint.api.check` for the options."""
+    from gradlint.api import check as _check
+
+    return _check(model, example_inputs, **options)

@@ -1,0 +1,25 @@
+"""Machine-readable output: {"version", "models": [...], "summary"}."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+
+from gradlint import __version__
+from gradlint.findings import ModelReport
+
+
+def render(reports: Sequence[ModelReport], quiet: bool = False) -> str:
+    severities = Counter(f.severity.value for r in reports for f in r.findings)
+    document = {
+        "version": __version__,
+        "models": [r.to_dict() for r in reports],
+        "summary": {
+            "models": sum(r.error is None for r in reports),
+            "errors_loading": sum(r.error is not None for r in reports),
+            "findings": sum(severities.values()),
+            "by_severity": {s: severities[s] for s in ("error", "warning", "info")},
+        },
+    }
+    return json.dumps(document, indent=2) + "\n"

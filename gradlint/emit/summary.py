@@ -1,0 +1,34 @@
+"""Counts shared by the text formats."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+from gradlint.findings import ModelReport
+
+
+def summary_line(reports: Sequence[ModelReport]) -> str:
+    linted = [r for r in reports if r.error is None]
+    failed = len(reports) - len(linted)
+    findings = [f for r in linted for f in r.findings]
+    by_severity = Counter(f.severity.value for f in findings)
+    parts = [f"{by_severity[s]} {s}{'s' if by_severity[s] != 1 and s != 'info' else ''}"
+             for s in ("error", "warning", "info") if by_severity[s]]
+    noun = "finding" if len(findings) == 1 else "findings"
+    models = f"{len(linted)} model{'' if len(linted) == 1 else 's'}"
+    line = f"Found {len(findings)} {noun} in {models}"
+    if parts:
+        line += f" ({', '.join(parts)})"
+    if failed:
+        line += f"; {failed} target{'' if failed == 1 else 's'} failed to load"
+    return line + "."
+
+
+def risk_line(report: ModelReport) -> str:
+    causes = f"; causes: {', '.join(report.causes)}" if report.causes else ""
+    return f"{report.target}: risk {report.risk:.2f} ({report.level}){causes}"
+
+
+def error_line(report: ModelReport) -> str:
+    return f"{report.path}: error: {report.error}"

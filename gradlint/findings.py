@@ -1,0 +1,105 @@
+"""The data that flows out of the rules: findings, fixes and per-model reports."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class Severity(str, enum.Enum):
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self]
+
+    @classmethod
+    def parse(cls, value: str) -> "Severity":
+        try:
+            return cls(value.lower())
+        except ValueError:
+            raise ValueError(f"unknown severity {value!r} (expected error, warning or info)") from None
+
+
+_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.ERROR: 2}
+
+
+class Stage(str, enum.Enum):
+    """What a rule needs, in order of cost: source/structure, one recorded forward, forward+backward."""
+
+    STATIC = "static"
+    TRACE = "trace"
+    PROBE = "probe"
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a finding points: 1-based line and column in `path`."""
+
+    path: str
+    line: int = 1
+    col: int = 1
+
+
+@dataclass(frozen=True)
+class Fix:
+    """A suggested change. `code` is what to write at the finding's line, when there is one."""
+
+    message: str
+    code: str | None = None
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str
+    name: str
+    severity: Severity
+    message: str
+    location: Location
+    module: str = ""
+    fix: Fix | None = None
+    # The rule's own estimate that this cause alone makes training diverge; feeds the risk.
+    weight: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {
+            "code": self.code,
+            "name": self.name,
+            "severity": self.severity.value,
+            "message": self.message,
+            "path": self.location.path,
+            "line": self.location.line,
+            "col": self.location.col,
+            "module": self.module,
+            "fix": None if self.fix is None else {"message": self.fix.message, "code": self.fix.code},
+        }
+
+
+@dataclass(frozen=True)
+class ModelReport:
+    """Everything gradlint says about one linted target."""
+
+    target: str
+    path: str
+    risk: float | None = None
+    level: str | None = None
+    assumptions: tuple[str, ...] = ()
+    findings: tuple[Finding, ...] = ()
+    causes: tuple[str, ...] = ()
+    passes: dict = field(default_factory=dict)
+    error: str | None = None
+
+    def to_dict(self) -> dict:
+        if self.error is not None:
+            return {"target": self.target, "error": self.error}
+        return {
+            "target": self.target,
+            "risk": None if self.risk is None else round(self.risk, 4),
+            "level": self.level,
+            "assumptions": list(self.assumptions),
+            "causes": list(self.causes),
+            "passes": dict(self.passes),
+            "findings": [f.to_dict() for f in self.findings],
+        }

@@ -1,0 +1,342 @@
+"""Load a model file or import string into a ModelSpec, following gradlint's public conventions.
+
+A model file may define (all but the model optional):
+  build_model()                -> nn.Module   (or a module-level `model`, or a no-argument nn.Module subclass)
+  example_inputs()             -> tuple of tensors (or one tensor): forward's positional arguments
+  example_targets()            -> the targets for that batch
+  loss_fn(output, targets)     -> scalar training loss
+  configure_optimizers(model)  -> optimizer (any return shape PyTorch Lightning accepts)
+  gradient_clip_val            -> number (global grad-norm clipping, Lightning's name)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib
+import importlib.util
+import inspect
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from gradlint.discover import Target
+from gradlint.errors import LoadError
+from gradlint.findings import Location
+from gradlint.locations import class_location, display_path, record_construction_sites
+from gradlint.spec import ModelSpec, OptimizerInfo
+
+DEFAULT_LR = 1e-3
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Command-line settings that beat what the model file says."""
+
+    input_shape: tuple[int, ...] | None = None
+    lr: float | None = None
+    optimizer: str | None = None  # a torch.optim class name, case-insensitive
+    seed: int = 0
+
+
+def load_target(target: Target, overrides: Overrides = Overrides()) -> ModelSpec:
+    if target.kind == "onnx":
+        from gradlint.onnx import load_onnx_spec  # only ONNX runs pay for the onnx import
+
+        return load_onnx_spec(target.path, overrides)
+    if target.kind == "import":
+        module_name, _, name = target.path.partition(":")
+        namespace = _import_string_module(module_name)
+        return spec_from_namespace(namespace, _module_file(namespace), name, overrides, label=target.path)
+    namespace = import_file(target.path)
+    return spec_from_namespace(namespace, target.path, target.name, overrides)
+
+
+def import_file(path: str) -> Any:
+    """Import a .py file as a fresh module, writing nothing next to it (no __pycache__)."""
+    if not os.path.isfile(path):
+        raise LoadError("no such file")
+    absolute = os.path.abspath(path)
+    module_name = "gradlint_target_" + hashlib.sha1(absolute.encode()).hexdigest()[:12]
+    spec = importlib.util.spec_from_file_location(module_name, absolute)
+    if spec is None or spec.loader is None:
+        raise LoadError("not an importable Python file")
+    module = importlib.util.module_from_spec(spec)
+    # Sibling imports (`from blocks import Block`) work as when the user runs the file.
+    with _prepended_sys_path(os.path.dirname(absolute)), _no_bytecode():
+        sys.modules[module_name] = module
+        try:
+            spec.loader.exec_module(module)
+        except SyntaxError as error:
+            raise LoadError(f"syntax error at line {error.lineno}: {error.msg}") from error
+        except ImportError as error:
+            raise LoadError(f"import failed: {type(error).__name__}: {error}") from error
+        except Exception as error:
+            raise LoadError(f"error while importing: {type(error).__name__}: {error}") from error
+        finally:
+            sys.modules.pop(module_name, None)
+    return module
+
+
+def _import_string_module(module_name: str) -> Any:
+    with _prepended_sys_path(os.getcwd()), _no_bytecode():
+        try:
+            return importlib.import_module(module_name)
+        except SyntaxError as error:
+            raise LoadError(f"syntax error at line {error.lineno}: {error.msg}") from error
+        except ImportError as error:
+            raise LoadError(f"import failed: {type(error).__name__}: {error}") from error
+        except Exception as error:
+            raise LoadError(f"error while importing: {type(error).__name__}: {error}") from error
+
+
+def _module_file(module: Any) -> str:
+    filename = getattr(module, "__file__", None)
+    return display_path(filename) if filename else module.__name__
+
+
+@contextlib.contextmanager
+def _prepended_sys_path(directory: str):
+    sys.path.insert(0, directory)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.path.remove(directory)
+
+
+@contextlib.contextmanager
+def _no_bytecode():
+    previous = sys.dont_write_bytecode
+    sys.dont_write_bytecode = True
+    try:
+        yield
+    finally:
+        sys.dont_write_bytecode = previous
+
+
+def spec_from_namespace(namespace: Any, path: str, name: str | None, overrides: Overrides = Overrides(),
+                        label: str | None = None) -> ModelSpec:
+    """Build the model and read the training configuration from a loaded module.
+
+    The target's label is `path::factory` unless given (import strings keep their own form).
+    """
+    import torch
+
+    factory_name, factory = find_factory(namespace, name)
+    label = label or f"{path}::{factory_name}"
+    torch.manual_seed(overrides.seed)
+    with record_construction_sites() as sites:
+        try:
+            model = factory()
+        except Exception as error:
+            raise LoadError(f"{factory_name}() raised {type(error).__name__}: {error}") from error
+    if not isinstance(model, torch.nn.Module):
+        raise LoadError(f"{factory_name} gave {type(model).__name__}, not a torch.nn.Module")
+    if not any(True for _ in model.parameters()):
+        raise LoadError(f"{factory_name} gave a model with no parameters: nothing to train")
+
+    assumptions: list[str] = []
+    inputs = _example_inputs(namespace, model, overrides, assumptions)
+    targets = _call_optional(namespace, "example_targets")
+    loss_fn = getattr(namespace, "loss_fn", None)
+    optimizer_object, optimizer = resolve_optimizer(namespace, model, overrides, assumptions)
+    clip = getattr(namespace, "gradient_clip_val", None)
+    if clip is not None and not isinstance(clip, (int, float)):
+        raise LoadError(f"gradient_clip_val must be a number, not {type(clip).__name__}")
+    return ModelSpec(
+        target=label,
+        path=path,
+        model=model,
+        inputs=inputs,
+        targets=targets,
+        loss_fn=loss_fn if callable(loss_fn) else None,
+        optimizer=optimizer,
+        optimizer_object=optimizer_object,
+        gradient_clip_val=float(clip) if clip else None,
+        sites=sites,
+        model_location=_model_location(model, path),
+        assumptions=tuple(assumptions),
+    )
+
+
+def find_factory(namespace: Any, name: str | None):
+    """The callable that builds the model, and the name it goes by."""
+    import torch.nn as nn
+
+    if name is not None:
+        if not hasattr(namespace, name):
+            raise LoadError(f"no name {name!r} in the file")
+        return name, _as_factory(getattr(namespace, name), name)
+    if callable(getattr(namespace, "build_model", None)):
+        return "build_model", namespace.build_model
+    if isinstance(getattr(namespace, "model", None), nn.Module):
+        return "model", _as_factory(namespace.model, "model")
+    classes = _constructible_module_classes(namespace)
+    if not classes:
+        raise LoadError(
+            "no model found: define build_model(), a module-level `model`, "
+            "or an nn.Module subclass whose constructor takes no arguments"
+        )
+    # Several classes: the outermost model holds the others, so it has the most parameters.
+    built = []
+    for cls in classes:
+        try:
+            built.append((sum(p.numel() for p in cls().parameters()), cls))
+        except Exception:
+            continue
+    if not built:
+        raise LoadError("no model found: every nn.Module subclass in the file failed to construct")
+    cls = max(built, key=lambda pair: pair[0])[1]
+    return cls.__name__, cls
+
+
+def _as_factory(obj: Any, name: str):
+    import torch.nn as nn
+
+    if isinstance(obj, nn.Module):
+        return lambda: obj
+    if callable(obj):
+        return obj
+    raise LoadError(f"{name} is a {type(obj).__name__}, not a model factory or nn.Module")
+
+
+def _constructible_module_classes(namespace: Any) -> list[type]:
+    import torch.nn as nn
+
+    classes = []
+    for value in vars(namespace).values():
+        if isinstance(value, type) and issubclass(value, nn.Module) and value.__module__ == namespace.__name__:
+            try:
+                signature = inspect.signature(value)
+            except (TypeError, ValueError):
+                continue
+            required = [p for p in signature.parameters.values()
+                        if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+            if not required:
+                classes.append(value)
+    return classes
+
+
+def _call_optional(namespace: Any, name: str, *args: Any) -> Any:
+    function = getattr(namespace, name, None)
+    if function is None:
+        return None
+    try:
+        return function(*args)
+    except Exception as error:
+        raise LoadError(f"{name}() raised {type(error).__name__}: {error}") from error
+
+
+def _example_inputs(namespace: Any, model: Any, overrides: Overrides, assumptions: list[str]) -> tuple:
+    import torch
+
+    if overrides.input_shape is not None:
+        assumptions.append(f"inputs: random normal of shape {tuple(overrides.input_shape)} (--input-shape)")
+        return (torch.randn(*overrides.input_shape),)
+    inputs = _call_optional(namespace, "example_inputs")
+    if inputs is None:
+        return infer_inputs(model, assumptions)
+    if isinstance(inputs, torch.Tensor):
+        return (inputs,)
+    if isinstance(inputs, (list, tuple)):
+        return tuple(inputs)
+    raise LoadError(f"example_inputs() returned {type(inputs).__name__}; return a tensor or a tuple of tensors")
+
+
+# Sizes used when gradlint invents a batch: small enough to be cheap, large enough for statistics.
+_BATCH, _LENGTH, _SPATIAL = 8, 16, 16
+
+
+def infer_inputs(model: Any, assumptions: list[str]) -> tuple:
+    """A random batch shaped for the model's first layer, or a LoadError saying what to add."""
+    import torch
+    import torch.nn as nn
+
+    for path, module in model.named_modules():
+        if isinstance(module, nn.Linear):
+            shape = (_BATCH, module.in_features)
+            batch = torch.randn(*shape)
+        elif isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+            spatial = (_SPATIAL,) * (module.weight.dim() - 2)
+            shape = (_BATCH, module.in_channels, *spatial)
+            batch = torch.randn(*shape)
+        elif isinstance(module, nn.Embedding):
+            shape = (_BATCH, _LENGTH)
+            batch = torch.randint(0, module.num_embeddings, shape)
+        elif isinstance(module, nn.RNNBase):
+            shape = (_BATCH, _LENGTH, module.input_size) if module.batch_first else (_LENGTH, _BATCH, module.input_size)
+            batch = torch.randn(*shape)
+        else:
+            continue
+        kind = type(module).__name__
+        assumptions.append(f"inputs: random batch of shape {shape} inferred from the first layer {path} ({kind}); "
+                           "define example_inputs() for a real one")
+        return (batch,)
+    raise LoadError("cannot infer an input batch (no Linear, Conv, Embedding or RNN layer first): "
+                    "define example_inputs() or pass --input-shape")
+
+
+def resolve_optimizer(namespace: Any, model: Any, overrides: Overrides, assumptions: list[str]):
+    """The optimizer training will use, from configure_optimizers or the defaults, after overrides."""
+    import torch
+
+    optimizer = None
+    if overrides.optimizer is None:
+        configured = _call_optional(namespace, "configure_optimizers", model)
+        optimizer = first_optimizer(configured) if configured is not None else None
+    if optimizer is None:
+        name = overrides.optimizer or "AdamW"
+        lr = overrides.lr if overrides.lr is not None else DEFAULT_LR
+        optimizer = make_optimizer(name, model.parameters(), lr)
+        if overrides.optimizer is None:
+            assumptions.append(f"optimizer: AdamW(lr={lr:g}) (no configure_optimizers)")
+    elif overrides.lr is not None:
+        for group in optimizer.param_groups:
+            group["lr"] = overrides.lr
+    return optimizer, describe_optimizer(optimizer)
+
+
+def make_optimizer(name: str, parameters: Any, lr: float) -> Any:
+    import torch
+
+    classes = {n.lower(): getattr(torch.optim, n) for n in dir(torch.optim)
+               if isinstance(getattr(torch.optim, n), type) and issubclass(getattr(torch.optim, n), torch.optim.Optimizer)}
+    cls = classes.get(name.lower())
+    if cls is None or cls is torch.optim.Optimizer:
+        raise LoadError(f"unknown optimizer {name!r}; use a torch.optim class name such as SGD, Adam or AdamW")
+    return cls(parameters, lr=lr)
+
+
+def first_optimizer(configured: Any) -> Any:
+    """Accept every shape PyTorch Lightning's configure_optimizers may return."""
+    import torch
+
+    if isinstance(configured, torch.optim.Optimizer):
+        return configured
+    if isinstance(configured, dict):
+        return first_optimizer(configured.get("optimizer"))
+    if isinstance(configured, (list, tuple)) and configured:
+        return first_optimizer(configured[0])
+    raise LoadError(f"configure_optimizers() returned {type(configured).__name__}; "
+                    "return an optimizer, a list, a dict with 'optimizer', or (optimizers, schedulers)")
+
+
+def describe_optimizer(optimizer: Any) -> OptimizerInfo:
+    group = optimizer.param_groups[0]
+    betas = group.get("betas")
+    lr = group.get("lr", 0.0)
+    return OptimizerInfo(
+        name=type(optimizer).__name__,
+        lr=float(lr.item() if hasattr(lr, "item") else lr),
+        momentum=float(group.get("momentum", 0.0) or 0.0),
+        betas=tuple(float(b) for b in betas) if betas is not None else None,
+        eps=float(group["eps"]) if group.get("eps") is not None else None,
+        weight_decay=float(group.get("weight_decay", 0.0) or 0.0),
+        nesterov=bool(group.get("nesterov", False)),
+    )
+
+
+def _model_location(model: Any, path: str) -> Location:
+    return class_location(model) or Location(display_path(path) if os.path.exists(path) else path, 1, 1)

@@ -1,0 +1,73 @@
+"""The training loss for the probe: the user's loss_fn, or a stated default."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from gradlint.errors import LoadError
+
+
+def select_output(output: Any) -> tuple[Any, Any]:
+    """(tensor to train on, model-computed loss or None) from tensors, tuples, dicts and HF ModelOutputs."""
+    import torch
+
+    if isinstance(output, torch.Tensor):
+        return output, None
+    if isinstance(output, Mapping) or hasattr(output, "keys"):
+        items = dict(output.items()) if hasattr(output, "items") else {}
+        loss = items.get("loss")
+        if "logits" in items and isinstance(items["logits"], torch.Tensor):
+            return items["logits"], loss
+        for value in items.values():
+            if isinstance(value, torch.Tensor) and value.is_floating_point() and value.dim() > 0:
+                return value, loss
+    if isinstance(output, (list, tuple)):
+        for value in output:
+            if isinstance(value, torch.Tensor):
+                return value, None
+    raise LoadError(f"the model returned {type(output).__name__}; gradlint needs a tensor, a tuple of tensors, "
+                    "or a dict with 'logits' or 'loss'")
+
+
+def training_loss(output: Any, targets: Any, loss_fn: Any, generator_seed: int = 0) -> tuple[Any, str | None]:
+    """The scalar loss to backpropagate, and the assumption made when no loss_fn was given."""
+    import torch
+    import torch.nn.functional as F
+
+    if loss_fn is not None:
+        try:
+            loss = loss_fn(output, targets)
+        except Exception as error:
+            raise LoadError(f"loss_fn raised {type(error).__name__}: {error}") from error
+        return _check_scalar(loss, "loss_fn"), None
+
+    prediction, model_loss = select_output(output)
+    if model_loss is not None and isinstance(model_loss, torch.Tensor) and model_loss.numel() == 1:
+        return model_loss.reshape(()), "loss: the loss the model returned"
+    if not prediction.is_floating_point():
+        raise LoadError(f"the model output is an integer tensor ({prediction.dtype}); gradlint needs a float "
+                        "output to backpropagate through")
+    generator = torch.Generator(device="cpu").manual_seed(generator_seed)
+    if targets is not None and isinstance(targets, torch.Tensor):
+        if not targets.is_floating_point() and prediction.dim() >= 2:
+            logits = prediction.reshape(-1, prediction.shape[-1]) if prediction.dim() > 2 else prediction
+            return F.cross_entropy(logits, targets.reshape(-1).to(prediction.device)), \
+                "loss: cross-entropy against example_targets (no loss_fn)"
+        return F.mse_loss(prediction, targets.to(prediction)), "loss: mean squared error against example_targets (no loss_fn)"
+    if prediction.dim() == 2 and prediction.shape[1] > 1:
+        labels = torch.randint(0, prediction.shape[1], (prediction.shape[0],), generator=generator)
+        return F.cross_entropy(prediction, labels.to(prediction.device)), \
+            "loss: cross-entropy against random labels (no loss_fn)"
+    noise = torch.randn(prediction.shape, generator=generator).to(prediction)
+    return F.mse_loss(prediction, noise), "loss: mean squared error against random targets (no loss_fn)"
+
+
+def _check_scalar(loss: Any, source: str) -> Any:
+    import torch
+
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+        raise LoadError(f"{source} must return a scalar tensor, got {type(loss).__name__}")
+    if not loss.requires_grad:
+        raise LoadError(f"{source} returned a loss that does not depend on the model's parameters")
+    return loss.reshape(())

@@ -1,0 +1,156 @@
+"""Observe the model: one recorded forward (trace) and, when rules need it, one backward (probe).
+
+The probe runs in training mode with a fixed seed, as the first training step would, and
+leaves the model as it found it: gradients, buffers (BatchNorm running stats) and mode.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from gradlint.errors import LoadError
+from gradlint.losses import training_loss
+from gradlint.spec import ModelSpec
+from gradlint.trace import Trace, run_recorded
+
+
+@dataclass(frozen=True)
+class ParamStats:
+    path: str  # e.g. "encoder.layers.0.linear1.weight"
+    module_path: str
+    shape: tuple[int, ...]
+    rms: float
+    fan_in: int
+    grad_norm: float | None
+    grad_rms: float | None
+    grad_finite: bool
+
+
+@dataclass(frozen=True)
+class Probe:
+    """Measurements of one forward+backward at initialization."""
+
+    loss: float
+    loss_finite: bool
+    global_grad_norm: float
+    grads_finite: bool
+    # Node index -> RMS of dloss/d(node output): the backward signal at each layer (delta).
+    output_grad_rms: dict = field(default_factory=dict)
+    params: tuple[ParamStats, ...] = ()
+
+
+@dataclass(frozen=True)
+class Observation:
+    trace: Trace | None
+    probe: Probe | None
+    assumptions: tuple[str, ...]
+    passes: dict
+
+
+def fan_in(shape: tuple[int, ...]) -> int:
+    if len(shape) < 2:
+        return shape[0] if shape else 1
+    return shape[1] * math.prod(shape[2:])
+
+
+def observe(spec: ModelSpec, want_trace: bool, want_probe: bool, device: str = "cpu", seed: int = 0) -> Observation:
+    """Run what the selected rules need: nothing, one forward, or one forward+backward."""
+    if not (want_trace or want_probe):
+        return Observation(None, None, (), {"forward": 0, "backward": 0})
+    import torch
+
+    model = spec.model
+    with _preserved(model):
+        try:
+            model.to(device)
+        except Exception as error:
+            raise LoadError(f"cannot move the model to {device!r}: {error}") from error
+        inputs = tuple(t.to(device) if isinstance(t, torch.Tensor) else t for t in spec.inputs)
+        targets = spec.targets.to(device) if isinstance(spec.targets, torch.Tensor) else spec.targets
+        model.train()
+        torch.manual_seed(seed)
+        grad_context = contextlib.nullcontext() if want_probe else torch.no_grad()
+        with grad_context:
+            try:
+                output, trace, recorder = run_recorded(spec, inputs, retain_grads=want_probe)
+            except LoadError:
+                raise
+            except Exception as error:
+                raise LoadError(f"forward raised {type(error).__name__}: {_first_line(error)}") from error
+            loss, assumption = training_loss(output, targets, spec.loss_fn, seed) if want_probe else (None, None)
+        assumptions = (assumption,) if assumption else ()
+        if not want_probe:
+            return Observation(trace, None, assumptions, {"forward": 1, "backward": 0})
+        model.zero_grad(set_to_none=True)
+        try:
+            loss.backward()
+        except Exception as error:
+            raise LoadError(f"backward raised {type(error).__name__}: {_first_line(error)}") from error
+        probe = _measure(spec, loss, recorder)
+    return Observation(trace, probe, assumptions, {"forward": 1, "backward": 1})
+
+
+def _measure(spec: ModelSpec, loss: Any, recorder: Any) -> Probe:
+    import torch
+
+    output_grad_rms = {}
+    for index, tensor in recorder.outputs.items():
+        if tensor.grad is not None:
+            grad = torch.nan_to_num(tensor.grad.detach().float(), nan=0.0, posinf=3e38, neginf=-3e38)
+            output_grad_rms[index] = float(grad.pow(2).mean().sqrt())
+    params, total, finite = [], 0.0, True
+    for path, parameter in spec.model.named_parameters():
+        grad = parameter.grad
+        grad_norm = grad_rms = None
+        grad_finite = True
+        if grad is not None:
+            values = grad.detach().float()
+            grad_finite = bool(torch.isfinite(values).all())
+            safe = torch.nan_to_num(values, nan=0.0, posinf=3e38, neginf=-3e38)
+            grad_norm = float(safe.norm())
+            grad_rms = grad_norm / math.sqrt(max(values.numel(), 1))
+            total += grad_norm ** 2
+            finite &= grad_finite
+        shape = tuple(parameter.shape)
+        params.append(ParamStats(
+            path=path, module_path=path.rpartition(".")[0], shape=shape,
+            rms=float(parameter.detach().float().pow(2).mean().sqrt()) if parameter.numel() else 0.0,
+            fan_in=fan_in(shape), grad_norm=grad_norm, grad_rms=grad_rms, grad_finite=grad_finite,
+        ))
+    loss_value = float(loss.detach())
+    return Probe(
+        loss=loss_value, loss_finite=math.isfinite(loss_value), global_grad_norm=math.sqrt(total),
+        grads_finite=finite, output_grad_rms=output_grad_rms, params=tuple(params),
+    )
+
+
+@contextlib.contextmanager
+def _preserved(model: Any):
+    """Restore gradients, buffers, training mode and device after the probe."""
+    import torch
+
+    grads = {p: p.grad for p in model.parameters()}
+    buffers = {name: b.detach().clone() for name, b in model.named_buffers()}
+    modes = {m: m.training for m in model.modules()}
+    devices = {p.device for p in model.parameters()}
+    try:
+        yield
+    finally:
+        if len(devices) == 1:
+            model.to(next(iter(devices)))
+        for parameter, grad in grads.items():
+            parameter.grad = grad
+        with torch.no_grad():
+            for name, buffer in model.named_buffers():
+                if name in buffers:
+                    buffer.copy_(buffers[name].to(buffer.device))
+        for module, training in modes.items():
+            module.train(training)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else ""

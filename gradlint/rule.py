@@ -1,0 +1,112 @@
+"""The rule contract: one class per rule, carrying its metadata, documentation and examples.
+
+A rule subclasses `Rule`, sets the class attributes below, and implements `check(ctx)`,
+yielding findings through `self.finding(...)`. Its docstring is its documentation, in ruff's
+template (What it does / Why is this bad? / Example / Use instead / References). `INVALID`
+and `VALID` hold tiny model files in gradlint's conventions: the rule must fire on each
+invalid one (on the line marked `# expect: CODE` when there is one) and stay quiet on each
+valid one. They become tests, and `gradlint --explain CODE` prints them.
+
+Rule modules must not import torch at import time: the registry loads every rule on every
+run, including runs over files without a model.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from gradlint.findings import Finding, Fix, Location, Severity, Stage
+from gradlint.spec import ModelSpec
+
+CODE_PATTERN = re.compile(r"^GL[0-9]{3}$")
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+DOC_HEADINGS = ("## What it does", "## Why is this bad?", "## Example", "## Use instead", "## References")
+
+
+@dataclass(frozen=True)
+class RuleContext:
+    """What a rule sees: the model and its training setup, plus the trace and probe when it asked."""
+
+    spec: ModelSpec
+    trace: Any = None  # gradlint.trace.Trace, when the rule needs Stage.TRACE or Stage.PROBE
+    probe: Any = None  # gradlint.probe.Probe, when the rule needs Stage.PROBE
+    device: str = "cpu"
+    seed: int = 0
+    thorough: bool = False  # --thorough: rules may spend more passes (seeds, iterations)
+    # Extra forward/backward passes rules spend beyond the shared probe (reported per model).
+    passes: dict = field(default_factory=lambda: {"forward": 0, "backward": 0})
+
+    def count_passes(self, forward: int = 0, backward: int = 0) -> None:
+        self.passes["forward"] += forward
+        self.passes["backward"] += backward
+
+    @property
+    def model(self) -> Any:
+        return self.spec.model
+
+    def module_location(self, module: Any) -> Location:
+        return self.spec.location_of(module)
+
+    def module_at(self, path: str) -> Any:
+        return self.spec.model.get_submodule(path) if path else self.spec.model
+
+    def location_of_path(self, path: str) -> Location:
+        try:
+            return self.spec.location_of(self.module_at(path))
+        except AttributeError:
+            return self.spec.location_of(self.spec.model)
+
+
+class Rule:
+    code: ClassVar[str]
+    name: ClassVar[str]
+    family: ClassVar[str]  # depth, init, activation, norm, probe, optimizer, recurrent, attention, numerics
+    severity: ClassVar[Severity] = Severity.WARNING
+    stages: ClassVar[frozenset[Stage]] = frozenset({Stage.STATIC})
+    INVALID: ClassVar[tuple[str, ...]] = ()
+    VALID: ClassVar[tuple[str, ...]] = ()
+
+    def check(self, ctx: RuleContext) -> Iterable[Finding]:
+        raise NotImplementedError
+
+    # -- helpers for subclasses ------------------------------------------------------------
+    def finding(self, ctx: RuleContext, message: str, *, module: str = "", location: Location | None = None,
+                fix: Fix | str | None = None, weight: float = 0.0, severity: Severity | None = None) -> Finding:
+        """A finding at `location`, or where the module at path `module` was constructed."""
+        if location is None:
+            location = ctx.location_of_path(module)
+        if isinstance(fix, str):
+            fix = Fix(fix)
+        return Finding(
+            code=self.code, name=self.name, severity=severity or self.severity, message=message,
+            location=location, module=module, fix=fix, weight=max(0.0, min(1.0, weight)),
+        )
+
+    # -- documentation ---------------------------------------------------------------------
+    @classmethod
+    def doc(cls) -> str:
+        return inspect.cleandoc(cls.__doc__ or "")
+
+    @classmethod
+    def summary(cls) -> str:
+        """The first sentence under "What it does", for listings and SARIF shortDescription."""
+        text = cls.doc()
+        _, _, rest = text.partition("## What it does")
+        body = (rest or text).strip().split("\n\n")[0]
+        return " ".join(body.split())
+
+    @classmethod
+    def needs(cls, stage: Stage) -> bool:
+        return stage in cls.stages
+
+
+def iter_rule_classes(namespace: Any) -> Iterator[type[Rule]]:
+    """Concrete rule classes defined in a module (Fixit-style discovery, no hand-kept list)."""
+    for value in vars(namespace).values():
+        if isinstance(value, type) and issubclass(value, Rule) and value is not Rule and hasattr(value, "code") \
+                and value.__module__ == namespace.__name__:
+            yield value

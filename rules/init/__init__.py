@@ -1,0 +1,1 @@
+"""Initialization: weight scales against the critical values for the activations that follow."""

@@ -1,0 +1,109 @@
+"""GL201 init-scale-too-large."""
+
+from __future__ import annotations
+
+from gradlint.findings import Fix, Severity, Stage
+from gradlint.rule import Rule, RuleContext
+from gradlint.rules._activations import critical_gain_squared, init_call
+
+# Var(W)*fan_in above this many times the critical value: every such layer multiplies the
+# signal's mean square by the ratio (chi_1 = ratio), so a few of them already explode it.
+RATIO_WARNING = 4.0
+RATIO_ERROR = 16.0
+WEIGHTED = ("Linear", "Conv1d", "Conv2d", "Conv3d", "LazyLinear")
+
+
+class InitScaleTooLarge(Rule):
+    """
+    ## What it does
+    Flags Linear and convolution layers whose weight variance is far above the critical
+    value for the activation that follows them: Var(W) * fan_in against 2 for ReLU-like
+    activations (He), 1 for tanh, sigmoid, SELU and linear outputs (LeCun/Xavier).
+
+    ## Why is this bad?
+    Each layer multiplies the mean square of the signal, forward and backward, by
+    chi_1 = Var(W) * fan_in / critical. A layer initialized with `normal_(std=1.0)` at
+    fan_in 64 has chi_1 = 32 before a ReLU; ten of them scale gradients by 32**10 and the
+    first optimizer step blows up (Poole et al. 2016; He et al. 2015).
+
+    ## Example
+    ```python
+    self.fc = nn.Linear(256, 256)
+    nn.init.normal_(self.fc.weight, std=1.0)   # Var(W) * fan_in = 256
+    ```
+
+    ## Use instead
+    ```python
+    nn.init.kaiming_normal_(self.fc.weight, nonlinearity="relu")   # Var(W) * fan_in = 2
+    ```
+
+    ## References
+    - He et al. 2015, Delving Deep into Rectifiers, arXiv:1502.01852
+    - Poole et al. 2016, Exponential expressivity in deep neural networks, arXiv:1606.05340
+    """
+
+    code = "GL201"
+    name = "init-scale-too-large"
+    family = "init"
+    severity = Severity.WARNING
+    stages = frozenset({Stage.TRACE})
+
+    INVALID = ('''
+import torch
+import torch.nn as nn
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(64, 64)  # expect: GL201
+        self.fc2 = nn.Linear(64, 10)
+        nn.init.normal_(self.fc1.weight, std=1.0)
+
+    def forward(self, x):
+        return self.fc2(torch.relu(self.fc1(x)))
+
+def build_model():
+    return Net()
+''',)
+    VALID = ('''
+import torch
+import torch.nn as nn
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(64, 64)
+        self.fc2 = nn.Linear(64, 10)
+        nn.init.kaiming_normal_(self.fc1.weight, nonlinearity="relu")
+
+    def forward(self, x):
+        return self.fc2(torch.relu(self.fc1(x)))
+
+def build_model():
+    return Net()
+''',)
+
+    def check(self, ctx: RuleContext):
+        for layer in ctx.trace.layers:
+            if layer.name not in WEIGHTED or getattr(layer.module, "weight", None) is None:
+                continue
+            weight = layer.module.weight.detach().float()
+            fan_in = weight[0].numel()
+            activation = ctx.trace.next_activation(layer)
+            act_name = activation.name if activation else None
+            critical = critical_gain_squared(act_name)
+            scale = float(weight.var(unbiased=False) + weight.mean() ** 2) * fan_in
+            ratio = scale / critical
+            if ratio < RATIO_WARNING:
+                continue
+            follows = f"before {act_name}" if act_name else "with no activation after it"
+            expression = ctx.spec.expression(layer.path)
+            yield self.finding(
+                ctx,
+                f"weight variance x fan_in is {scale:.3g}, {ratio:.3g}x the critical {critical:g} {follows}; "
+                f"each such layer multiplies the gradient's mean square by ~{ratio:.3g}",
+                module=layer.path,
+                fix=Fix("initialize at the critical scale", init_call(act_name, f"{expression}.weight")),
+                severity=Severity.ERROR if ratio >= RATIO_ERROR else Severity.WARNING,
+                weight=min(0.9, 0.15 * (ratio / RATIO_WARNING)),
+            )

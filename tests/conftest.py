@@ -1,0 +1,25 @@
+"""Shared helpers: lint a model source written to a temporary file, as a user would."""
+
+from __future__ import annotations
+
+import pytest
+
+from gradlint.discover import Target
+from gradlint.engine import Settings, lint_target
+from gradlint.load import Overrides
+from gradlint.registry import all_rules
+
+
+def lint_source(tmp_path, source: str, select=None, name: str = "model.py", probe: bool = True):
+    path = tmp_path / name
+    path.write_text(source)
+    rules = tuple(r for r in all_rules() if select is None or any(r.code.startswith(s) for s in select))
+    return lint_target(Target(str(path)), Settings(rules=rules, probe=probe), Overrides())
+
+
+@pytest.fixture
+def lint(tmp_path):
+    def run(source: str, select=None, **kwargs):
+        return lint_source(tmp_path, source, select, **kwargs)
+
+    return run
