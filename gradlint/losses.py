@@ -30,7 +30,8 @@ def select_output(output: Any) -> tuple[Any, Any]:
                     "or a dict with 'logits' or 'loss'")
 
 
-def training_loss(output: Any, targets: Any, loss_fn: Any, generator_seed: int = 0) -> tuple[Any, str | None]:
+def training_loss(output: Any, targets: Any, loss_fn: Any, generator_seed: int = 0,
+                  needs_grad: bool = True) -> tuple[Any, str | None]:
     """The scalar loss to backpropagate, and the assumption made when no loss_fn was given."""
     import torch
     import torch.nn.functional as F
@@ -40,7 +41,7 @@ def training_loss(output: Any, targets: Any, loss_fn: Any, generator_seed: int =
             loss = loss_fn(output, targets)
         except Exception as error:
             raise LoadError(f"loss_fn raised {type(error).__name__}: {error}") from error
-        return _check_scalar(loss, "loss_fn"), None
+        return _check_scalar(loss, "loss_fn", needs_grad), None
 
     prediction, model_loss = select_output(output)
     if model_loss is not None and isinstance(model_loss, torch.Tensor) and model_loss.numel() == 1:
@@ -63,11 +64,11 @@ def training_loss(output: Any, targets: Any, loss_fn: Any, generator_seed: int =
     return F.mse_loss(prediction, noise), "loss: mean squared error against random targets (no loss_fn)"
 
 
-def _check_scalar(loss: Any, source: str) -> Any:
+def _check_scalar(loss: Any, source: str, needs_grad: bool) -> Any:
     import torch
 
     if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
         raise LoadError(f"{source} must return a scalar tensor, got {type(loss).__name__}")
-    if not loss.requires_grad:
+    if needs_grad and not loss.requires_grad:
         raise LoadError(f"{source} returned a loss that does not depend on the model's parameters")
     return loss.reshape(())

@@ -80,7 +80,9 @@ def observe(spec: ModelSpec, want_trace: bool, want_probe: bool, device: str = "
                 raise
             except Exception as error:
                 raise LoadError(f"forward raised {type(error).__name__}: {_first_line(error)}") from error
-            loss, assumption = training_loss(output, targets, spec.loss_fn, seed) if want_probe else (None, None)
+            # The loss is computed even without a backward: it validates the output (an integer
+            # or dict output is reported the same whichever rules run) and states its assumption.
+            loss, assumption = training_loss(output, targets, spec.loss_fn, seed, needs_grad=want_probe)
         assumptions = (assumption,) if assumption else ()
         if not want_probe:
             return Observation(trace, None, assumptions, {"forward": 1, "backward": 0})

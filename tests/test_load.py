@@ -1,0 +1,272 @@
+"""Loading: every form of PATH, every model convention, and every bad input the issue lists.
+
+Bad input must give a one-line error naming the file and the cause, exit code 2, no traceback
+(unless --verbose), while the other files of the run are still linted.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from click.testing import CliRunner
+
+from gradlint.cli import main
+
+HEALTHY = """
+import torch
+import torch.nn as nn
+
+def build_model():
+    return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+
+def example_inputs():
+    return (torch.randn(4, 4, generator=torch.Generator().manual_seed(0)),)
+"""
+
+
+def write(directory, name: str, source: str) -> str:
+    path = directory / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(source))
+    return str(path)
+
+
+def run(*args: str):
+    result = CliRunner().invoke(main, ["--select", "GL201", *args])
+    return result.exit_code, result.output
+
+
+def test_file_directory_and_factory_forms(tmp_path):
+    write(tmp_path, "models/a.py", HEALTHY)
+    write(tmp_path, "models/sub/b.py", HEALTHY + "\nmake_net = build_model\n")
+    write(tmp_path, "models/notes.py", "def helper():\n    return 1\n")  # no model: skipped by the scan
+    write(tmp_path, "models/other.py", "import torch\ndef make_net():\n    pass\n")  # no convention name
+    code, out = run("--format", "json", str(tmp_path / "models"))
+    assert code == 0, out
+    import json
+
+    targets = [m["target"] for m in json.loads(out)["models"]]
+    assert targets == [str(tmp_path / "models/a.py") + "::build_model",
+                       str(tmp_path / "models/sub/b.py") + "::build_model"]
+    code, out = run("--format", "json", str(tmp_path / "models/sub/b.py") + "::make_net")
+    assert code == 0 and "b.py::make_net" in out
+
+
+def test_import_string_form(tmp_path, monkeypatch):
+    write(tmp_path, "mypkg/__init__.py", "")
+    write(tmp_path, "mypkg/nets.py", HEALTHY)
+    monkeypatch.chdir(tmp_path)
+    code, out = run("mypkg.nets:build_model")
+    assert code == 0, out
+    assert "mypkg.nets:build_model: risk 0.00 (low)" in out
+
+
+@pytest.mark.parametrize("source,expected_target", [
+    ("import torch.nn as nn\nmodel = nn.Sequential(nn.Linear(4, 2))\n", "::model"),
+    ("import torch.nn as nn\nclass Small(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+     "        self.fc = nn.Linear(4, 2)\n    def forward(self, x):\n        return self.fc(x)\n"
+     "class Big(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+     "        self.a = Small()\n        self.b = nn.Linear(2, 2)\n    def forward(self, x):\n"
+     "        return self.b(self.a(x))\n", "::Big"),
+])
+def test_model_conventions(tmp_path, source, expected_target):
+    path = write(tmp_path, "m.py", source)
+    code, out = run(path)
+    assert code == 0, out
+    assert f"m.py{expected_target}: risk" in out
+
+
+BAD = {
+    "syntax.py": ("import torch\ndef build_model(:\n", "syntax error at line 2"),
+    "missing.py": ("import torch\nimport not_a_real_package_xyz\n", "import failed: ModuleNotFoundError: "
+                   "No module named 'not_a_real_package_xyz'"),
+    "raises.py": ("import torch\ndef build_model():\n    raise ValueError('bad width')\n",
+                  "build_model() raised ValueError: bad width"),
+    "forward.py": ("import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n"
+                   "        super().__init__()\n        self.fc = nn.Linear(4, 2)\n    def forward(self, x):\n"
+                   "        raise RuntimeError('shape mismatch')\ndef build_model():\n    return M()\n",
+                   "forward raised RuntimeError: shape mismatch"),
+    "intout.py": ("import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n"
+                  "        super().__init__()\n        self.fc = nn.Linear(4, 2)\n    def forward(self, x):\n"
+                  "        return self.fc(x).argmax(-1)\ndef build_model():\n    return M()\n",
+                  "the model output is an integer tensor (torch.int64)"),
+    "noparams.py": ("import torch\nimport torch.nn as nn\ndef build_model():\n    return nn.ReLU()\n",
+                    "build_model gave a model with no parameters: nothing to train"),
+    "nomodel.py": ("import torch\ndef build_model_later():\n    pass\nclass Config:\n    pass\n",
+                   "no model found: define build_model(), a module-level `model`, or an nn.Module subclass "
+                   "whose constructor takes no arguments"),
+    "notmodule.py": ("import torch\ndef build_model():\n    return 42\n", "build_model gave int, not a torch.nn.Module"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD))
+def test_bad_input_is_one_line_error_and_others_still_linted(tmp_path, name):
+    source, cause = BAD[name]
+    bad = write(tmp_path, name, source)
+    good = write(tmp_path, "good.py", HEALTHY)
+    code, out = run(bad, good)
+    assert code == 2
+    assert f"{bad}: error: {cause}" in out
+    assert "Traceback" not in out
+    assert f"{good}::build_model: risk 0.00 (low)" in out  # the other file was still linted
+    assert out.count("error:") == 1
+
+
+def test_verbose_shows_the_traceback(tmp_path):
+    bad = write(tmp_path, "raises.py", BAD["raises.py"][0])
+    result = subprocess.run([sys.executable, "-m", "gradlint", "--verbose", bad], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "Traceback (most recent call last)" in result.stderr
+    assert "ValueError: bad width" in result.stderr
+
+
+def test_structured_outputs_pick_logits_or_loss(tmp_path):
+    source = """
+    import torch
+    import torch.nn as nn
+
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 3)
+        def forward(self, x):
+            return {"logits": self.fc(x), "hidden": x}
+
+    class T(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 3)
+        def forward(self, x):
+            return self.fc(x), x
+
+    def build_model():
+        return M()
+
+    def build_tuple():
+        return T()
+    """
+    path = write(tmp_path, "outs.py", source)
+    for target in (path, path + "::build_tuple"):
+        code, out = run("--format", "json", target)
+        assert code == 0, out
+        assert "loss: cross-entropy against random labels (no loss_fn)" in out
+
+
+@pytest.mark.parametrize("first_layer,shape", [
+    ("nn.Linear(5, 2)", "(8, 5)"),
+    ("nn.Conv2d(3, 4, 3)", "(8, 3, 16, 16)"),
+    ("nn.Conv1d(2, 4, 3)", "(8, 2, 16)"),
+    ("nn.Embedding(50, 4)", "(8, 16)"),
+    ("nn.LSTM(6, 4, batch_first=True)", "(8, 16, 6)"),
+    ("nn.GRU(6, 4)", "(16, 8, 6)"),
+])
+def test_inputs_inferred_from_first_layer(tmp_path, first_layer, shape):
+    source = f"""
+    import torch
+    import torch.nn as nn
+
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.first = {first_layer}
+
+        def forward(self, x):
+            out = self.first(x)
+            return (out[0] if isinstance(out, tuple) else out).float().mean(dim=-1)
+
+    def build_model():
+        return M()
+    """
+    code, out = run(write(tmp_path, "m.py", source))
+    assert code == 0, out
+    assert f"random batch of shape {shape} inferred from the first layer first" in out
+
+
+def test_input_inference_failure_says_what_to_add(tmp_path):
+    source = """
+    import torch
+    import torch.nn as nn
+
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.scale = nn.Parameter(torch.ones(3))
+        def forward(self, x):
+            return x * self.scale
+
+    def build_model():
+        return M()
+    """
+    path = write(tmp_path, "m.py", source)
+    code, out = run(path)
+    assert code == 2
+    assert "define example_inputs() or pass --input-shape" in out
+    code, out = run("--input-shape", "4,3", path)
+    assert code == 0, out
+    assert "random normal of shape (4, 3) (--input-shape)" in out
+
+
+@pytest.mark.parametrize("returned", [
+    "opt",
+    "[opt]",
+    "{'optimizer': opt, 'lr_scheduler': sched}",
+    "([opt], [sched])",
+])
+def test_configure_optimizers_accepts_lightning_shapes(tmp_path, returned):
+    source = HEALTHY + f"""
+def configure_optimizers(model):
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    sched = torch.optim.lr_scheduler.StepLR(opt, 10)
+    return {returned}
+"""
+    from gradlint.discover import Target
+    from gradlint.load import load_target
+
+    spec = load_target(Target(write(tmp_path, "m.py", source)))
+    assert spec.optimizer.describe() == "SGD(lr=0.05, momentum=0.9)"
+    assert not any(a.startswith("optimizer:") for a in spec.assumptions)
+
+
+def test_cli_overrides_lr_and_optimizer(tmp_path):
+    from gradlint.discover import Target
+    from gradlint.load import Overrides, load_target
+
+    path = write(tmp_path, "m.py", HEALTHY + "\ngradient_clip_val = 0.5\n")
+    spec = load_target(Target(path), Overrides(lr=0.3))
+    assert spec.optimizer.describe() == "AdamW(lr=0.3)" and spec.gradient_clip_val == 0.5
+    spec = load_target(Target(path), Overrides(optimizer="sgd", lr=0.2))
+    assert spec.optimizer.describe() == "SGD(lr=0.2)"
+    code, out = run("--optimizer", "Nope", path)
+    assert code == 2 and "unknown optimizer 'Nope'" in out
+
+
+def test_missing_path_is_a_usage_error(tmp_path):
+    result = CliRunner().invoke(main, [str(tmp_path / "nope.py")])
+    assert result.exit_code == 2
+    assert "no such file" in result.output
+
+
+def test_file_without_model_does_not_import_torch(tmp_path):
+    path = write(tmp_path, "utils.py", "def normalize(x):\n    return x\n")
+    code = ("import sys\nfrom gradlint.cli import main\n"
+            "try:\n    main([%r, '--skip-non-models'])\nexcept SystemExit as e:\n    print('exit', e.code)\n"
+            "print('torch imported:', 'torch' in sys.modules)\n") % path
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert "exit 0" in result.stdout
+    assert "torch imported: False" in result.stdout
+
+
+def test_nothing_is_written_next_to_the_model(tmp_path):
+    write(tmp_path, "m.py", HEALTHY)
+    before = sorted(os.listdir(tmp_path))
+    run(str(tmp_path / "m.py"))
+    assert sorted(os.listdir(tmp_path)) == before  # no __pycache__
+
+
+def test_same_input_same_output(tmp_path):
+    path = write(tmp_path, "m.py", HEALTHY)
+    assert run("--format", "json", path) == run("--format", "json", path)
