@@ -1,0 +1,184 @@
+"""Exact output of each format and each exit code (flake8-style integration tests).
+
+Only GL201 is selected so these stay exact while other rules evolve.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+from click.testing import CliRunner
+
+from gradlint.cli import main
+
+BROKEN = textwrap.dedent("""\
+    import torch
+    import torch.nn as nn
+
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1 = nn.Linear(64, 64)
+            self.fc2 = nn.Linear(64, 4)
+            nn.init.normal_(self.fc1.weight, std=1.0)
+
+        def forward(self, x):
+            return self.fc2(torch.relu(self.fc1(x)))
+
+
+    def build_model():
+        return Net()
+
+
+    def example_inputs():
+        return (torch.randn(8, 64, generator=torch.Generator().manual_seed(0)),)
+    """)
+HEALTHY = BROKEN.replace("nn.init.normal_(self.fc1.weight, std=1.0)",
+                         'nn.init.kaiming_normal_(self.fc1.weight, nonlinearity="relu")')
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "broken.py").write_text(BROKEN)
+    (tmp_path / "healthy.py").write_text(HEALTHY)
+    (tmp_path / "bad.py").write_text("import torch\ndef build_model(:\n")
+    return tmp_path
+
+
+def gradlint(*args: str):
+    result = CliRunner().invoke(main, ["--select", "GL201", *args])
+    return result.exit_code, result.output
+
+
+def measured(workdir) -> tuple[str, str]:
+    """GL201's message and the risk depend on the seeded init and the risk model's calibration:
+    read them once from json, then check every format renders them exactly."""
+    code, out = gradlint("--format", "json", "broken.py")
+    model = json.loads(out)["models"][0]
+    return model["findings"][0]["message"], f"{model['risk']:.2f} ({model['level']})"
+
+
+def test_concise(workdir):
+    message, risk = measured(workdir)
+    code, out = gradlint("broken.py", "healthy.py")
+    assert code == 1
+    assert out == (
+        f"broken.py:8:20: GL201 [error] fc1: {message}\n"
+        f"broken.py::build_model: risk {risk}; causes: GL201 init-scale-too-large\n"
+        "  assumed optimizer: AdamW(lr=0.001) (no configure_optimizers)\n"
+        "  assumed loss: cross-entropy against random labels (no loss_fn)\n"
+        "healthy.py::build_model: risk 0.00 (low)\n"
+        "  assumed optimizer: AdamW(lr=0.001) (no configure_optimizers)\n"
+        "  assumed loss: cross-entropy against random labels (no loss_fn)\n"
+        "Found 1 finding in 2 models (1 error).\n"
+    )
+
+
+def test_concise_quiet(workdir):
+    message, _ = measured(workdir)
+    assert gradlint("-q", "broken.py", "healthy.py") == (1, f"broken.py:8:20: GL201 [error] fc1: {message}\n")
+
+
+def test_full(workdir):
+    message, risk = measured(workdir)
+    code, out = gradlint("--format", "full", "broken.py")
+    assert code == 1
+    assert out == (
+        f"GL201 [error] init-scale-too-large: {message}\n"
+        "  --> broken.py:8:20\n"
+        "  |\n"
+        "8 |         self.fc1 = nn.Linear(64, 64)\n"
+        "  |                   ^\n"
+        "  = module: fc1\n"
+        "  help: initialize at the critical scale\n"
+        '      nn.init.kaiming_normal_(self.fc1.weight, nonlinearity="relu")\n'
+        "\n"
+        f"broken.py::build_model: risk {risk}; causes: GL201 init-scale-too-large\n"
+        "  assumed optimizer: AdamW(lr=0.001) (no configure_optimizers)\n"
+        "  assumed loss: cross-entropy against random labels (no loss_fn)\n"
+        "  cost: 1 forward, 0 backward pass(es)\n"
+        "\n"
+        "Found 1 finding in 1 model (1 error).\n"
+    )
+
+
+def test_json(workdir):
+    code, out = gradlint("--format", "json", "broken.py::build_model", "bad.py")
+    assert code == 2
+    document = json.loads(out)
+    broken, bad = document["models"]
+    assert broken["target"] == "broken.py::build_model"
+    assert broken["level"] in {"low", "medium", "high"} and 0.0 < broken["risk"] <= 1.0
+    assert broken["assumptions"] == ["optimizer: AdamW(lr=0.001) (no configure_optimizers)",
+                                     "loss: cross-entropy against random labels (no loss_fn)"]
+    (finding,) = broken["findings"]
+    assert {k: finding[k] for k in ("code", "name", "severity", "path", "line", "col", "module")} == {
+        "code": "GL201", "name": "init-scale-too-large", "severity": "error", "path": "broken.py",
+        "line": 8, "col": 20, "module": "fc1"}
+    assert finding["fix"] == {"message": "initialize at the critical scale",
+                              "code": 'nn.init.kaiming_normal_(self.fc1.weight, nonlinearity="relu")'}
+    assert bad == {"target": "bad.py", "error": "syntax error at line 2: invalid syntax"}
+    assert document["summary"] == {"models": 1, "errors_loading": 1, "findings": 1,
+                                   "by_severity": {"error": 1, "warning": 0, "info": 0}}
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["healthy.py"], 0),
+    (["broken.py"], 1),
+    (["broken.py", "--exit-zero"], 0),
+    (["broken.py", "--fail-on", "error"], 1),
+    (["bad.py"], 2),
+    (["bad.py", "--exit-zero"], 2),
+    (["broken.py", "bad.py"], 2),
+    (["--select", "GL9999", "healthy.py"], 2),
+    (["nope.py"], 2),
+    ([], 2),
+])
+def test_exit_codes(workdir, args, expected):
+    result = CliRunner().invoke(main, ["--select", "GL201", *args] if "--select" not in args else args)
+    assert result.exit_code == expected, result.output
+
+
+def test_fail_on_threshold(workdir):
+    # GL201 at a ratio between 4 and 16 (here 0.25 * 64 / 2 = 8) is a warning: fails at --fail-on warning, not at error.
+    (workdir / "mild.py").write_text(BROKEN.replace("std=1.0", "std=0.5"))
+    assert gradlint("mild.py", "--fail-on", "warning")[0] == 1
+    assert gradlint("mild.py", "--fail-on", "error")[0] == 0
+
+
+def test_unknown_selector_message(workdir):
+    result = CliRunner().invoke(main, ["--select", "GL9999", "healthy.py"])
+    assert result.output == ("gradlint: error: unknown rule selector 'GL9999': matches no rule code or name "
+                             "(see gradlint --list-rules)\n")
+
+
+def test_explain():
+    code, out = CliRunner().invoke(main, ["--explain", "GL201"]).exit_code, \
+        CliRunner().invoke(main, ["--explain", "GL201"]).output
+    assert code == 0
+    assert out.startswith("# init-scale-too-large (GL201)\n\nFamily: init. Default severity: warning. "
+                          "Needs: trace.\n\n## What it does\n")
+    assert "## Triggering model" in out and "## Healthy twin" in out
+    assert CliRunner().invoke(main, ["--explain", "init-scale-too-large"]).output == out
+
+
+def test_list_rules_names_every_rule():
+    from gradlint.registry import all_rules
+
+    out = CliRunner().invoke(main, ["--list-rules"]).output
+    lines = out.splitlines()
+    assert lines[0].split() == ["code", "name", "severity", "needs", "summary"]
+    assert [line.split()[0] for line in lines[1:]] == [r.code for r in all_rules()]
+
+
+def test_python_m_gradlint(workdir):
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "gradlint", "--select", "GL201", "-q", "healthy.py"],
+                            capture_output=True, text=True)
+    assert (result.returncode, result.stdout) == (0, "")
