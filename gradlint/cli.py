@@ -122,4 +122,4 @@ def _explanation(code: str) -> str:
     for title, sources in (("Triggering model", rule.INVALID), ("Healthy twin", rule.VALID)):
         for source in sources[:1]:
             examples += [f"## {title}", "", "```python", source.strip("\n"), "```", ""]
-    return "\n".join(header) + rule.doc() + "\n\n" + "\n".join(examples).rstrip("\n") + "\n"
+    return "\n".join(header) + "\n" + rule.doc() + "\n\n" + "\n".join(examples).rstrip("\n") + "\n"

@@ -92,7 +92,7 @@ def test_full(workdir):
         "  --> broken.py:8:20\n"
         "  |\n"
         "8 |         self.fc1 = nn.Linear(64, 64)\n"
-        "  |                   ^\n"
+        "  |                    ^\n"
         "  = module: fc1\n"
         "  help: initialize at the critical scale\n"
         '      nn.init.kaiming_normal_(self.fc1.weight, nonlinearity="relu")\n'
