@@ -3,14 +3,23 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from dataclasses import replace
 
 import click
 
-from gradlint import __version__
+from gradlint import __version__, discover, suppress
+from gradlint import baseline as baselines
+from gradlint.config import CliOptions, ConfigFinder, ModelSettings, resolve_rules, resolve_severities, validate_keys
 from gradlint.emit import FORMATS
+from gradlint.emit import statistics as stats
+from gradlint.engine import Settings, active_rules, lint_target
 from gradlint.errors import UsageError
 from gradlint.findings import Severity, Stage
+from gradlint.load import Overrides
+from gradlint.registry import all_rules
+from gradlint.selection import parse_selectors
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -21,75 +30,162 @@ def _shape(value: str | None) -> tuple[int, ...] | None:
     try:
         shape = tuple(int(part) for part in value.replace("x", ",").split(",") if part.strip())
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not a shape such as 8,3,32,32") from None
+        shape = ()
     if not shape or any(size <= 0 for size in shape):
-        raise click.BadParameter(f"{value!r} is not a shape such as 8,3,32,32")
+        raise UsageError(f"--input-shape {value!r} is not a shape such as 8,3,32,32")
     return shape
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.argument("paths", nargs=-1)
-@click.option("--format", "--output-format", "output_format", type=click.Choice(sorted(FORMATS)), default="concise",
-              show_default=True, help="Output format.")
+@click.option("--format", "--output-format", "output_format", type=click.Choice(list(FORMATS)),
+              help="Output format.  [default: concise, or output-format in the config]")
+@click.option("-o", "--output-file", metavar="FILE", help="Write the output to FILE instead of stdout.")
+@click.option("--statistics", is_flag=True, help="Print the number of findings per rule instead of the findings.")
 @click.option("--select", multiple=True, metavar="CODES", help="Rules to run, by code prefix or name (GL1, GL201).")
 @click.option("--extend-select", multiple=True, metavar="CODES", help="Rules to run in addition to --select.")
 @click.option("--ignore", multiple=True, metavar="CODES", help="Rules to skip, by code prefix or name.")
-@click.option("--fail-on", type=click.Choice(["error", "warning", "info"]), default="warning", show_default=True,
-              help="Lowest severity that makes the exit code 1.")
+@click.option("--severity", multiple=True, metavar="CODE=LEVEL",
+              help="Override the severity of rules by code, prefix, name or family (GL3=info, init=error).")
+@click.option("--fail-on", type=click.Choice(["error", "warning", "info"]),
+              help="Lowest severity that makes the exit code 1.  [default: warning]")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings (load errors still exit 2).")
+@click.option("--config", "config_path", metavar="PATH",
+              help="Use this config file for every linted file (a pyproject.toml, or a TOML file with the keys "
+                   "of [tool.gradlint] at its top level).")
+@click.option("--isolated", is_flag=True, help="Ignore all configuration files.")
+@click.option("--ignore-noqa", is_flag=True, help="Ignore suppression comments: report what they hide.")
+@click.option("--baseline", "baseline_path", metavar="FILE",
+              help="Hide the findings recorded in FILE: only new ones are reported and fail.")
+@click.option("--write-baseline", metavar="FILE", help="Record the current findings in FILE, then hide them.")
 @click.option("--list-rules", is_flag=True, help="List the rules and exit.")
 @click.option("--explain", metavar="CODE", help="Print a rule's documentation and exit.")
 @click.option("--input-shape", metavar="SHAPE", help="Shape of a random input batch, e.g. 8,3,32,32.")
+@click.option("--batch-size", type=click.IntRange(min=1), metavar="N",
+              help="Batch size of the random batch gradlint infers for files without example_inputs().  [default: 8]")
 @click.option("--lr", type=float, help="Learning rate to check instead of the model file's.")
 @click.option("--optimizer", metavar="NAME", help="torch.optim class to check instead of the model file's.")
-@click.option("--device", default="cpu", show_default=True, help="Where the probe pass runs (cpu, cuda, cuda:1).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for the model, inputs and probe.")
+@click.option("--device", metavar="DEVICE", help="Where the probe pass runs (cpu, cuda, cuda:1).  [default: cpu]")
+@click.option("--seed", type=int, metavar="N", help="Seed for the model, inputs and probe.  [default: 0]")
 @click.option("--no-probe", is_flag=True, help="Static rules only: do not run the model.")
+@click.option("--thorough", is_flag=True, help="Let rules spend extra forward/backward passes (slower).")
 @click.option("--skip-non-models", is_flag=True,
               help="Skip named .py files that define no model, as a directory scan does (for pre-commit).")
 @click.option("-q", "--quiet", is_flag=True, help="Print findings and errors only.")
 @click.option("-v", "--verbose", is_flag=True, help="Show tracebacks for errors.")
 @click.version_option(__version__, prog_name="gradlint")
-def main(paths, output_format, select, extend_select, ignore, fail_on, exit_zero, list_rules, explain, input_shape,
-         lr, optimizer, device, seed, no_probe, skip_non_models, quiet, verbose) -> None:
+def main(paths, **options) -> None:
     """Find the causes of exploding gradients in PyTorch and ONNX models before training.
 
     PATHS are model files (.py, .onnx), directories, file.py::NAME or pkg.module:NAME.
+    Settings come from [tool.gradlint] in the nearest pyproject.toml; options beat it.
     """
     try:
-        code = _run(paths, output_format, select, extend_select, ignore, fail_on, exit_zero, list_rules, explain,
-                    _shape(input_shape), lr, optimizer, device, seed, no_probe, skip_non_models, quiet, verbose)
+        code = _run(paths, **options)
     except UsageError as error:
         click.echo(f"gradlint: error: {error}", err=True)
         code = EXIT_ERROR
     sys.exit(code)
 
 
-def _run(paths, output_format, select, extend_select, ignore, fail_on, exit_zero, list_rules, explain, input_shape,
-         lr, optimizer, device, seed, no_probe, skip_non_models, quiet, verbose) -> int:
-    from gradlint import discover
-    from gradlint.engine import Settings, lint_target
-    from gradlint.load import Overrides
-    from gradlint.registry import all_rules
-    from gradlint.selection import Selection, parse_selectors
-
+def _run(paths, *, output_format, output_file, statistics, select, extend_select, ignore, severity, fail_on,
+         exit_zero, config_path, isolated, ignore_noqa, baseline_path, write_baseline, list_rules, explain,
+         input_shape, batch_size, lr, optimizer, device, seed, no_probe, thorough, skip_non_models, quiet,
+         verbose) -> int:
     if list_rules:
         click.echo(_rule_table(all_rules()), nl=False)
         return EXIT_CLEAN
     if explain:
         click.echo(_explanation(explain), nl=False)
         return EXIT_CLEAN
+    if config_path and isolated:
+        raise UsageError("--config and --isolated cannot be used together")
+    finder = ConfigFinder(config_path, isolated)
+    run_config = finder.for_run()
+    cli = CliOptions(
+        select=parse_selectors(select), extend_select=parse_selectors(extend_select), ignore=parse_selectors(ignore),
+        severity=_severities(severity), device=device, seed=seed, batch_size=batch_size, thorough=thorough,
+        probe=not no_probe, input_shape=_shape(input_shape), lr=lr, optimizer=optimizer,
+        inline_suppressions=not ignore_noqa)
+    resolve_rules(run_config, cli, all_rules())  # unknown selectors are usage errors even with nothing to lint
     if not paths:
         raise UsageError("no paths given (try `gradlint samples/` or `gradlint --help`)")
 
-    selection = Selection(select=parse_selectors(select) or ("ALL",), extend_select=parse_selectors(extend_select),
-                          ignore=parse_selectors(ignore))
-    settings = Settings(rules=tuple(selection.apply(all_rules())), device=device, seed=seed, probe=not no_probe)
-    overrides = Overrides(input_shape=input_shape, lr=lr, optimizer=optimizer, seed=seed)
-    targets = discover.expand(list(paths), skip_non_models=skip_non_models)
-    reports = [lint_target(target, settings, overrides, verbose) for target in targets]
-    click.echo(FORMATS[output_format](reports, quiet=quiet), nl=False)
-    return exit_code(reports, Severity(fail_on), exit_zero)
+    targets = [t for t in _targets(paths, finder, skip_non_models)
+               if not (cli.inline_suppressions and t.kind == "python" and suppress.file_exempt(t.path))]
+    plans = [_plan(target, finder, cli) for target in targets]
+    reports = [lint_target(target, settings, overrides, verbose) for target, settings, overrides in plans]
+    ran = [{rule.code for rule in active_rules(settings)} for _, settings, _ in plans]
+
+    baseline_result = None
+    baseline_file = write_baseline or baseline_path or run_config.baseline
+    if write_baseline:
+        count = baselines.write(write_baseline, reports, ran)
+        click.echo(f"gradlint: wrote {count} finding{'' if count == 1 else 's'} to {write_baseline}", err=True)
+    if baseline_file:
+        reports, baseline_result = baselines.apply(baselines.load(baseline_file), baseline_file, reports, ran)
+
+    fmt = output_format or run_config.output_format or "concise"
+    text = stats.render(reports, fmt) if statistics else FORMATS[fmt](reports, quiet=quiet, baseline=baseline_result)
+    if output_file:
+        try:
+            with open(output_file, "w", encoding="utf-8") as handle:
+                handle.write(text)
+        except OSError as error:
+            raise UsageError(f"cannot write {output_file}: {error.strerror}") from None
+    else:
+        click.echo(text, nl=False)
+    threshold = Severity(fail_on) if fail_on else run_config.fail_on or Severity.WARNING
+    return exit_code(reports, threshold, exit_zero)
+
+
+def _targets(paths, finder, skip_non_models: bool):
+    """Expand the arguments; with --skip-non-models, a file named in [tool.gradlint.models] is
+    still linted (it may build its model under another name)."""
+    targets = []
+    for argument in paths:
+        path = argument.partition("::")[0]
+        configured = os.path.isfile(path) and finder.for_path(path).model_settings(path) != ModelSettings()
+        targets.extend(discover.expand([argument], skip_non_models=skip_non_models and not configured))
+    return list(dict.fromkeys(targets))
+
+
+def _plan(target, finder, cli):
+    """The target, Settings and Overrides to lint it with: its config, overridden by the command line."""
+    config = finder.for_path(target.path if target.kind != "import" else os.getcwd())
+    model = config.model_settings(target.path)
+    if target.kind == "python" and target.name is None and model.factory:
+        target = replace(target, name=model.factory)
+    seed = _first(cli.seed, config.seed, 0)
+    settings = Settings(
+        rules=tuple(resolve_rules(config, cli, all_rules(), None if target.kind == "import" else target.path)),
+        device=cli.device or config.device or "cpu", seed=seed, probe=cli.probe,
+        thorough=cli.thorough or bool(config.thorough), severities=resolve_severities(config, cli, all_rules()),
+        suppressions=suppress.SuppressionConfig(inline=cli.inline_suppressions, ignores=config.per_file_ignores,
+                                                external=config.external))
+    overrides = Overrides(input_shape=cli.input_shape or model.input_shape, lr=_first(cli.lr, model.lr),
+                          optimizer=cli.optimizer or model.optimizer, seed=seed,
+                          batch_size=cli.batch_size or config.batch_size)
+    return target, settings, overrides
+
+
+def _severities(values) -> tuple[tuple[str, Severity], ...]:
+    result = []
+    for value in values:
+        key, sep, level = value.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--severity {value!r}: expected CODE=LEVEL, e.g. GL3=info")
+        try:
+            severity = Severity.parse(level.strip())
+        except ValueError as error:
+            raise UsageError(f"--severity {value!r}: {error}") from None
+        validate_keys([key.strip()], all_rules(), f"--severity {value!r}", families=True)
+        result.append((key.strip(), severity))
+    return tuple(result)
+
+
+def _first(*values):
+    return next((v for v in values if v is not None), None)
 
 
 def exit_code(reports, fail_on: Severity, exit_zero: bool) -> int:

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from gradlint import risk
+from gradlint import risk, suppress
 from gradlint.discover import Target
 from gradlint.errors import LoadError
 from gradlint.findings import Finding, ModelReport, Severity, Stage
@@ -27,13 +27,19 @@ class Settings:
     probe: bool = True  # False: static rules only (--no-probe)
     thorough: bool = False  # --thorough: rules may spend more passes
     severities: tuple[tuple[str, Severity], ...] = ()  # (code prefix, severity) overrides
+    suppressions: suppress.SuppressionConfig = suppress.SuppressionConfig()  # config ignores, --ignore-noqa
+
+
+def active_rules(settings: Settings) -> list[type[Rule]]:
+    """The selected rules that run: all of them, or only static ones under --no-probe."""
+    return [r for r in settings.rules if settings.probe or not (r.needs(Stage.TRACE) or r.needs(Stage.PROBE))]
 
 
 def lint_spec(spec: ModelSpec, settings: Settings) -> ModelReport:
     """Run the selected rules on a loaded model."""
     from gradlint.probe import observe
 
-    rules = [r for r in settings.rules if settings.probe or not (r.needs(Stage.TRACE) or r.needs(Stage.PROBE))]
+    rules = active_rules(settings)
     want_probe = any(r.needs(Stage.PROBE) for r in rules)
     want_trace = want_probe or any(r.needs(Stage.TRACE) for r in rules)
     observation = observe(spec, want_trace, want_probe, settings.device, settings.seed)
@@ -45,6 +51,9 @@ def lint_spec(spec: ModelSpec, settings: Settings) -> ModelReport:
             findings.extend(rule_class().check(ctx))
         except Exception as error:
             raise LoadError(f"rule {rule_class.code} failed on this model: {type(error).__name__}: {error}") from error
+    if spec.node_names:  # ONNX: name the node the user knows, not the sanitized module path
+        findings = [replace(f, module=spec.node_names.get(f.module, f.module)) for f in findings]
+    findings = suppress.apply(findings, spec.path, spec.source_format, rules, settings.suppressions)
     value = risk.combine(findings)  # before merging: ten bad layers weigh more than one
     findings = _merge_same_site([_with_severity(f, settings.severities) for f in findings])
     findings.sort(key=lambda f: (f.location.path, f.location.line, f.location.col, f.code, f.module))

@@ -38,6 +38,7 @@ class Overrides:
     lr: float | None = None
     optimizer: str | None = None  # a torch.optim class name, case-insensitive
     seed: int = 0
+    batch_size: int | None = None  # of the random batch gradlint infers when there is no example_inputs()
 
 
 def load_target(target: Target, overrides: Overrides = Overrides()) -> ModelSpec:
@@ -237,7 +238,7 @@ def _example_inputs(namespace: Any, model: Any, overrides: Overrides, assumption
         return (torch.randn(*overrides.input_shape),)
     inputs = _call_optional(namespace, "example_inputs")
     if inputs is None:
-        return infer_inputs(model, assumptions)
+        return infer_inputs(model, assumptions, overrides.batch_size or _BATCH)
     if isinstance(inputs, torch.Tensor):
         return (inputs,)
     if isinstance(inputs, (list, tuple)):
@@ -249,24 +250,25 @@ def _example_inputs(namespace: Any, model: Any, overrides: Overrides, assumption
 _BATCH, _LENGTH, _SPATIAL = 8, 16, 16
 
 
-def infer_inputs(model: Any, assumptions: list[str]) -> tuple:
+def infer_inputs(model: Any, assumptions: list[str], batch_size: int = _BATCH) -> tuple:
     """A random batch shaped for the model's first layer, or a LoadError saying what to add."""
     import torch
     import torch.nn as nn
 
     for path, module in model.named_modules():
         if isinstance(module, nn.Linear):
-            shape = (_BATCH, module.in_features)
+            shape = (batch_size, module.in_features)
             batch = torch.randn(*shape)
         elif isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
             spatial = (_SPATIAL,) * (module.weight.dim() - 2)
-            shape = (_BATCH, module.in_channels, *spatial)
+            shape = (batch_size, module.in_channels, *spatial)
             batch = torch.randn(*shape)
         elif isinstance(module, nn.Embedding):
-            shape = (_BATCH, _LENGTH)
+            shape = (batch_size, _LENGTH)
             batch = torch.randint(0, module.num_embeddings, shape)
         elif isinstance(module, nn.RNNBase):
-            shape = (_BATCH, _LENGTH, module.input_size) if module.batch_first else (_LENGTH, _BATCH, module.input_size)
+            shape = (batch_size, _LENGTH, module.input_size) if module.batch_first \
+                else (_LENGTH, batch_size, module.input_size)
             batch = torch.randn(*shape)
         else:
             continue

@@ -1,7 +1,13 @@
 """pytest plugin (entry point `pytest11`): a `gradlint` fixture for test suites.
 
+    def test_trainable(gradlint):
+        report = gradlint.check(model, example_inputs)      # the report, as `gradlint model.py` prints it
+        gradlint.assert_trainable(model, example_inputs)    # fails with the full-format report
+
+    @pytest.mark.gradlint(select=["GL2"], fail_on="warning")   # defaults for this test's calls
+
 pytest imports this module in every run where gradlint is installed, so it imports nothing
-heavy: torch is imported when the fixture is used.
+heavy: torch is imported when the fixture is used. Disable it with `-p no:gradlint`.
 """
 
 from __future__ import annotations
@@ -9,9 +15,17 @@ from __future__ import annotations
 import pytest
 
 
-@pytest.fixture
-def gradlint():
-    """The gradlint API: `gradlint.check(model, example_inputs, ...)` returns the report."""
-    import gradlint as api
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "gradlint(**options): default options for the gradlint fixture's check() and "
+                   "assert_trainable() in this test (select=..., ignore=..., fail_on=..., ...)")
 
-    return api
+
+@pytest.fixture
+def gradlint(request: pytest.FixtureRequest):
+    """A gradlint.testing.Checker: `check(model, example_inputs, ...)` returns the report,
+    `assert_trainable(model, example_inputs, fail_on="error", ...)` fails on findings."""
+    from gradlint.testing import Checker
+
+    marker = request.node.get_closest_marker("gradlint")
+    return Checker(**(marker.kwargs if marker else {}))

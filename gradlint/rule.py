@@ -55,10 +55,19 @@ class RuleContext:
         return self.spec.model.get_submodule(path) if path else self.spec.model
 
     def location_of_path(self, path: str) -> Location:
+        """The construction line of the module at `path`. Layers cloned by deepcopy (as
+        nn.TransformerEncoder clones its layer) have none: use the nearest ancestor's."""
         try:
-            return self.spec.location_of(self.module_at(path))
+            module = self.module_at(path)
         except AttributeError:
             return self.spec.location_of(self.spec.model)
+        if self.spec.sites is not None:
+            parts = path.split(".") if path else []
+            for end in range(len(parts), -1, -1):
+                site = self.spec.sites.get(self.module_at(".".join(parts[:end])))
+                if site is not None:
+                    return site
+        return self.spec.location_of(module)
 
 
 class Rule:

@@ -25,6 +25,7 @@ ACTIVATIONS = RELU_LIKE | SATURATING | {
     "GELU", "gelu", "SiLU", "silu", "ELU", "elu", "SELU", "selu", "CELU", "Mish", "mish", "Softplus", "softplus",
     "PReLU", "prelu",
 }
+MODEL_INPUT, CONSTANT = -1, -2
 ADDS = {"add", "__add__", "__radd__", "__iadd__", "add_"}
 # Ops that move or reshape data without changing it: looked through when following dataflow.
 TRANSPARENT = {
@@ -55,7 +56,9 @@ class Node:
     location: Location
     input_shapes: tuple[tuple[int, ...], ...]
     output_shape: tuple[int, ...] | None
-    producers: tuple[int, ...]  # indices of nodes whose outputs this node consumed (-1: model input)
+    # Indices of the nodes whose outputs this node consumed; MODEL_INPUT and CONSTANT (parameters,
+    # buffers, tensors created on the fly) stand for values no node produced.
+    producers: tuple[int, ...]
     stats: TensorStats | None = None
     residual: bool = False  # an add whose operands are a value and something computed from it
     module: Any = field(default=None, compare=False, repr=False)
@@ -176,6 +179,7 @@ class Recorder:
         self._alive: list[Any] = []  # keeps recorded tensors alive so their ids stay unique
         self._stack: list[str] = []
         self._leaf_depth = 0
+        self._paused = False
         self._paths = {module: path for path, module in spec.model.named_modules()}
         self._ancestors: dict[int, frozenset[int]] = {}
 
@@ -195,11 +199,16 @@ class Recorder:
         self._leaf_depth -= 1
         if self._leaf_depth:
             return  # a leaf called inside an opaque layer (e.g. MultiheadAttention.out_proj)
-        self._add_node("layer", type(module).__name__, path, self.spec.location_of(module), args, output, module)
+        # The function mode is active in hooks: pause it so the statistics' own ops are not recorded.
+        self._paused = True
+        try:
+            self._add_node("layer", type(module).__name__, path, self.spec.location_of(module), args, output, module)
+        finally:
+            self._paused = False
 
     # -- function mode -------------------------------------------------------------------
     def on_function(self, func: Any, args: tuple, kwargs: dict, output: Any) -> None:
-        if self._leaf_depth:
+        if self._leaf_depth or self._paused:
             return
         name = _op_name(func)
         if name.startswith("__get") or not _tensors(output):
@@ -214,10 +223,11 @@ class Recorder:
     def _add_node(self, kind, name, path, location, inputs, output, module) -> None:
         index = len(self.nodes)
         in_tensors = _tensors(inputs)
-        producers = tuple(dict.fromkeys(self._producer.get(id(t), -1) for t in in_tensors))
+        producers = tuple(dict.fromkeys(self._producer.get(id(t), CONSTANT) for t in in_tensors))
         out_tensors = _tensors(output)
-        residual = name in ADDS and self._is_residual(producers)
         first = out_tensors[0] if out_tensors else None
+        # Integer adds are shape arithmetic, not residual streams.
+        residual = name in ADDS and first is not None and first.is_floating_point() and self._is_residual(producers)
         node = Node(
             index=index, kind=kind, name=name, path=path, location=location,
             input_shapes=tuple(tuple(t.shape) for t in in_tensors),
@@ -233,10 +243,10 @@ class Recorder:
             self.outputs[index] = first
 
     def _is_residual(self, producers: tuple[int, ...]) -> bool:
-        """x + f(x): one operand's producer is an ancestor of the other's."""
+        """x + f(x): one operand's producer is an ancestor of the other's (the model input counts)."""
         real = [p for p in producers if p >= 0]
         if len(real) < 2:
-            return len(producers) >= 2 and -1 in producers and len(real) == 1 and -1 in self._ancestors_of(real[0])
+            return MODEL_INPUT in producers and len(real) == 1 and MODEL_INPUT in self._ancestors_of(real[0])
         a, b = real[0], real[1]
         return a in self._ancestors_of(b) or b in self._ancestors_of(a)
 
@@ -271,7 +281,7 @@ def run_recorded(spec: Any, inputs: tuple, retain_grads: bool) -> tuple[Any, Tra
         handles.append(module.register_forward_pre_hook(recorder.pre_hook))
         handles.append(module.register_forward_hook(recorder.post_hook))
     for tensor in inputs:
-        recorder._producer[id(tensor)] = -1
+        recorder._producer[id(tensor)] = MODEL_INPUT
     try:
         with _Mode():
             output = spec.model(*inputs)

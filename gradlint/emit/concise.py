@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from gradlint.emit.summary import error_line, risk_line, summary_line
+from gradlint.emit.summary import error_line, risk_line, summary_lines
 from gradlint.findings import Finding, ModelReport
 
 
@@ -14,7 +14,7 @@ def finding_line(finding: Finding) -> str:
     return f"{loc.path}:{loc.line}:{loc.col}: {finding.code} [{finding.severity.value}] {module}{finding.message}"
 
 
-def render(reports: Sequence[ModelReport], quiet: bool = False) -> str:
+def render(reports: Sequence[ModelReport], quiet: bool = False, baseline=None) -> str:
     lines: list[str] = []
     for report in reports:
         if report.error is not None:
@@ -25,5 +25,5 @@ def render(reports: Sequence[ModelReport], quiet: bool = False) -> str:
             lines.append(risk_line(report))
             lines.extend(f"  assumed {a}" for a in report.assumptions)
     if not quiet:
-        lines.append(summary_line(reports))
+        lines.extend(summary_lines(reports, baseline))
     return "\n".join(lines) + ("\n" if lines else "")

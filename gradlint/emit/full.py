@@ -5,7 +5,7 @@ from __future__ import annotations
 import linecache
 from collections.abc import Sequence
 
-from gradlint.emit.summary import error_line, risk_line, summary_line
+from gradlint.emit.summary import error_line, risk_line, summary_lines
 from gradlint.findings import Finding, ModelReport
 
 
@@ -26,7 +26,7 @@ def render_finding(finding: Finding) -> list[str]:
     return lines
 
 
-def render(reports: Sequence[ModelReport], quiet: bool = False) -> str:
+def render(reports: Sequence[ModelReport], quiet: bool = False, baseline=None) -> str:
     lines: list[str] = []
     for report in reports:
         if report.error is not None:
@@ -41,5 +41,5 @@ def render(reports: Sequence[ModelReport], quiet: bool = False) -> str:
             lines.append(f"  cost: {passes.get('forward', 0)} forward, {passes.get('backward', 0)} backward pass(es)")
             lines.append("")
     if not quiet:
-        lines.append(summary_line(reports))
+        lines.extend(summary_lines(reports, baseline))
     return "\n".join(lines).rstrip("\n") + "\n"

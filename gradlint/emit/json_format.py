@@ -10,7 +10,7 @@ from gradlint import __version__
 from gradlint.findings import ModelReport
 
 
-def render(reports: Sequence[ModelReport], quiet: bool = False) -> str:
+def render(reports: Sequence[ModelReport], quiet: bool = False, baseline=None) -> str:
     severities = Counter(f.severity.value for r in reports for f in r.findings)
     document = {
         "version": __version__,
@@ -22,4 +22,6 @@ def render(reports: Sequence[ModelReport], quiet: bool = False) -> str:
             "by_severity": {s: severities[s] for s in ("error", "warning", "info")},
         },
     }
+    if baseline is not None:
+        document["summary"]["baseline"] = {"path": baseline.path, "hidden": baseline.hidden, "fixed": baseline.fixed}
     return json.dumps(document, indent=2) + "\n"

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from gradlint.findings import ModelReport
+
+if TYPE_CHECKING:
+    from gradlint.baseline import BaselineResult
 
 
 def summary_line(reports: Sequence[ModelReport]) -> str:
@@ -32,3 +36,15 @@ def risk_line(report: ModelReport) -> str:
 
 def error_line(report: ModelReport) -> str:
     return f"{report.path}: error: {report.error}"
+
+
+def baseline_line(result: BaselineResult) -> str:
+    hidden = f"{result.hidden} known finding{'' if result.hidden == 1 else 's'} hidden"
+    if not result.fixed:
+        return f"Baseline {result.path}: {hidden}."
+    fixed = f"{result.fixed} entr{'y' if result.fixed == 1 else 'ies'} fixed"
+    return f"Baseline {result.path}: {hidden}, {fixed} (update it with --write-baseline)."
+
+
+def summary_lines(reports: Sequence[ModelReport], baseline: BaselineResult | None) -> list[str]:
+    return [summary_line(reports)] + ([baseline_line(baseline)] if baseline is not None else [])

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from gradlint.findings import Fix, Severity, Stage
 from gradlint.rule import Rule, RuleContext
-from gradlint.rules._activations import critical_gain_squared, init_call
+from gradlint.rules._activations import (
+    SignalFlow, critical_gain_squared, init_call, is_normalization, is_weighted, mean_squared_slope, weight_gain,
+)
 
 # Var(W)*fan_in above this many times the critical value: every such layer multiplies the
 # signal's mean square by the ratio (chi_1 = ratio), so a few of them already explode it.
 RATIO_WARNING = 4.0
 RATIO_ERROR = 16.0
-WEIGHTED = ("Linear", "Conv1d", "Conv2d", "Conv3d", "LazyLinear")
 
 
 class InitScaleTooLarge(Rule):
@@ -18,7 +19,9 @@ class InitScaleTooLarge(Rule):
     ## What it does
     Flags Linear and convolution layers whose weight variance is far above the critical
     value for the activation that follows them: Var(W) * fan_in against 2 for ReLU-like
-    activations (He), 1 for tanh, sigmoid, SELU and linear outputs (LeCun/Xavier).
+    activations (He), 1 for tanh, sigmoid, SELU and linear outputs (LeCun/Xavier). Layers
+    whose output goes straight into a normalization layer are skipped: the norm divides the
+    scale out, forward and backward.
 
     ## Why is this bad?
     Each layer multiplies the mean square of the signal, forward and backward, by
@@ -81,27 +84,48 @@ class Net(nn.Module):
 
 def build_model():
     return Net()
-''',)
+''', '''
+import torch
+import torch.nn as nn
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(64, 64)
+        self.norm = nn.LayerNorm(64)
+        self.fc2 = nn.Linear(64, 10)
+        nn.init.normal_(self.fc1.weight, std=1.0)  # the LayerNorm divides this scale out
+
+    def forward(self, x):
+        return self.fc2(torch.relu(self.norm(self.fc1(x))))
+
+def build_model():
+    return Net()
+''')
 
     def check(self, ctx: RuleContext):
+        flow = SignalFlow(ctx.trace)
         for layer in ctx.trace.layers:
-            if layer.name not in WEIGHTED or getattr(layer.module, "weight", None) is None:
+            if not is_weighted(layer):
                 continue
-            weight = layer.module.weight.detach().float()
-            fan_in = weight[0].numel()
-            activation = ctx.trace.next_activation(layer)
-            act_name = activation.name if activation else None
+            link = flow.link(layer)
+            if link.end is not None and is_normalization(link.end.name):
+                continue  # the norm divides the scale out, forward and backward
+            act_name = link.activation_name
             critical = critical_gain_squared(act_name)
-            scale = float(weight.var(unbiased=False) + weight.mean() ** 2) * fan_in
+            scale = weight_gain(layer.module)
             ratio = scale / critical
             if ratio < RATIO_WARNING:
                 continue
             follows = f"before {act_name}" if act_name else "with no activation after it"
             expression = ctx.spec.expression(layer.path)
+            # chi_1 with the activation's slope at the measured pre-activation scale: equal to
+            # the ratio for ReLU, smaller for a saturating tanh (which GL301 reports).
+            chi = scale * mean_squared_slope(act_name, link.q)
             yield self.finding(
                 ctx,
                 f"weight variance x fan_in is {scale:.3g}, {ratio:.3g}x the critical {critical:g} {follows}; "
-                f"each such layer multiplies the gradient's mean square by ~{ratio:.3g}",
+                f"each such layer multiplies the gradient's mean square by ~{chi:.3g}",
                 module=layer.path,
                 fix=Fix("initialize at the critical scale", init_call(act_name, f"{expression}.weight")),
                 severity=Severity.ERROR if ratio >= RATIO_ERROR else Severity.WARNING,

@@ -1,0 +1,47 @@
+"""Poisson count regression (MLP 2x64) with rate = exp(output), SGD lr 0.05.
+
+Varied factor: numerics. exp of an unbounded output: one overshooting step makes the rate,
+and the gradient rate - y, exponentially large.
+Twins: mlp_poisson_softplus (link function), mlp_poisson_exp_lr0p01 (learning rate).
+"""
+
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+
+try:  # truth.py puts benchmarks/ on sys.path
+    import _casekit as kit
+except ImportError:  # loaded as a plain file (e.g. by gradlint): the helper is one folder up
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import _casekit as kit
+
+
+TRAIN_STEPS = 200
+
+
+def build_model():
+    return kit.mlp(32, 64, depth=2, out_dim=1)
+
+
+def make_batch(step):
+    return kit.poisson_counts_batch(step, batch=32)
+
+
+def example_inputs():
+    return make_batch(0)[0]
+
+
+def example_targets():
+    return make_batch(0)[1]
+
+
+def loss_fn(output, targets):
+    log_rate = output.squeeze(1)
+    rate = torch.exp(log_rate)  # exp of an unbounded network output
+    return (rate - targets * log_rate).mean()  # Poisson negative log-likelihood (no constant)
+
+
+def configure_optimizers(model):
+    return torch.optim.SGD(model.parameters(), lr=0.05)

@@ -1,0 +1,46 @@
+"""Poisson count regression (MLP 2x64) with rate = softplus(output), SGD lr 0.05.
+
+Varied factor: link function (softplus instead of exp).
+Twin: mlp_poisson_exp.
+"""
+
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+
+try:  # truth.py puts benchmarks/ on sys.path
+    import _casekit as kit
+except ImportError:  # loaded as a plain file (e.g. by gradlint): the helper is one folder up
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import _casekit as kit
+
+
+TRAIN_STEPS = 200
+
+
+def build_model():
+    return kit.mlp(32, 64, depth=2, out_dim=1)
+
+
+def make_batch(step):
+    return kit.poisson_counts_batch(step, batch=32)
+
+
+def example_inputs():
+    return make_batch(0)[0]
+
+
+def example_targets():
+    return make_batch(0)[1]
+
+
+def loss_fn(output, targets):
+    rate = nn.functional.softplus(output.squeeze(1))  # grows linearly, not exponentially
+    log_rate = torch.log(rate)
+    return (rate - targets * log_rate).mean()  # Poisson negative log-likelihood (no constant)
+
+
+def configure_optimizers(model):
+    return torch.optim.SGD(model.parameters(), lr=0.05)

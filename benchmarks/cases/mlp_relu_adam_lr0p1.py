@@ -1,0 +1,37 @@
+"""ReLU MLP (4 hidden layers of 64, PyTorch default init), teacher regression, Adam lr 0.1.
+
+Varied factor: learning rate. Adam moves every weight by ~lr on its first steps whatever
+the gradient scale; 0.1 is larger than the weights themselves (~0.1), so the loss explodes.
+Twin: mlp_relu_adam_lr0p03.
+"""
+
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+
+try:  # truth.py puts benchmarks/ on sys.path
+    import _casekit as kit
+except ImportError:  # loaded as a plain file (e.g. by gradlint): the helper is one folder up
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import _casekit as kit
+
+
+TRAIN_STEPS = 200
+
+
+def build_model():
+    return kit.mlp(32, 64, depth=4, out_dim=4, act=nn.ReLU)
+
+
+def make_batch(step):
+    return kit.teacher_regression(step, batch=32)
+
+
+def loss_fn(output, targets):
+    return nn.functional.mse_loss(output, targets)
+
+
+def configure_optimizers(model):
+    return torch.optim.Adam(model.parameters(), lr=0.1)

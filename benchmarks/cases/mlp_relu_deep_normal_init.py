@@ -1,0 +1,37 @@
+"""Deep ReLU MLP (8 hidden layers of 64), teacher regression, SGD lr 0.01; weights N(0, 1).
+
+Varied factor: init. With N(0, 1) weights each ReLU layer scales activations by about
+sqrt(64 / 2) = 5.7, so outputs and gradients are ~1e6 times too large at step 0.
+Twin: mlp_relu_deep_kaiming.
+"""
+
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+
+try:  # truth.py puts benchmarks/ on sys.path
+    import _casekit as kit
+except ImportError:  # loaded as a plain file (e.g. by gradlint): the helper is one folder up
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import _casekit as kit
+
+
+TRAIN_STEPS = 200
+
+
+def build_model():
+    return kit.mlp(32, 64, depth=8, out_dim=4, act=nn.ReLU, init="normal")
+
+
+def make_batch(step):
+    return kit.teacher_regression(step, batch=32)
+
+
+def loss_fn(output, targets):
+    return nn.functional.mse_loss(output, targets)
+
+
+def configure_optimizers(model):
+    return torch.optim.SGD(model.parameters(), lr=0.01)

@@ -1,0 +1,37 @@
+"""ReLU MLP (4 hidden layers of 64, Kaiming init), teacher regression, plain SGD at lr 0.3.
+
+Varied factor: learning rate, just above the edge of stability: the loss blows up within a
+few steps for most seeds (seeds may disagree: this is a boundary case).
+Boundary twin: mlp_relu_sgd_lr0p15.
+"""
+
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+
+try:  # truth.py puts benchmarks/ on sys.path
+    import _casekit as kit
+except ImportError:  # loaded as a plain file (e.g. by gradlint): the helper is one folder up
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import _casekit as kit
+
+
+TRAIN_STEPS = 200
+
+
+def build_model():
+    return kit.mlp(32, 64, depth=4, out_dim=4, act=nn.ReLU, init="kaiming")
+
+
+def make_batch(step):
+    return kit.teacher_regression(step, batch=32)
+
+
+def loss_fn(output, targets):
+    return nn.functional.mse_loss(output, targets)
+
+
+def configure_optimizers(model):
+    return torch.optim.SGD(model.parameters(), lr=0.3)

@@ -1,0 +1,36 @@
+"""Deep tanh MLP (20 hidden layers of 64), teacher regression, SGD lr 0.01; Xavier-normal init.
+
+Varied factor: init. Xavier keeps activations and gradients at a constant scale with depth.
+Twin: mlp_tanh_deep_normal_init.
+"""
+
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+
+try:  # truth.py puts benchmarks/ on sys.path
+    import _casekit as kit
+except ImportError:  # loaded as a plain file (e.g. by gradlint): the helper is one folder up
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import _casekit as kit
+
+
+TRAIN_STEPS = 200
+
+
+def build_model():
+    return kit.mlp(32, 64, depth=20, out_dim=4, act=nn.Tanh, init="xavier")
+
+
+def make_batch(step):
+    return kit.teacher_regression(step, batch=32)
+
+
+def loss_fn(output, targets):
+    return nn.functional.mse_loss(output, targets)
+
+
+def configure_optimizers(model):
+    return torch.optim.SGD(model.parameters(), lr=0.01)

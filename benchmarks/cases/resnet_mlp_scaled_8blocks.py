@@ -1,0 +1,44 @@
+"""Residual MLP, 8 unnormalized blocks x + W2 relu(W1 x) / sqrt(8) (width 64), SGD lr 0.01.
+
+Varied factor: residual branch scaling by 1/sqrt(depth) keeps the stream's variance bounded.
+Twin: resnet_mlp_nonorm_8blocks.
+"""
+
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+
+try:  # truth.py puts benchmarks/ on sys.path
+    import _casekit as kit
+except ImportError:  # loaded as a plain file (e.g. by gradlint): the helper is one folder up
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import _casekit as kit
+
+
+TRAIN_STEPS = 200
+
+
+def build_model():
+    return kit.ResidualMLP(32, 64, blocks=8, out_dim=4, branch_scale=8 ** -0.5)
+
+
+def make_batch(step):
+    return kit.teacher_regression(step, batch=32)
+
+
+def example_inputs():
+    return make_batch(0)[0]
+
+
+def example_targets():
+    return make_batch(0)[1]
+
+
+def loss_fn(output, targets):
+    return nn.functional.mse_loss(output, targets)
+
+
+def configure_optimizers(model):
+    return torch.optim.SGD(model.parameters(), lr=0.01)

@@ -1,0 +1,307 @@
+"""Curvature and one-step lookahead on the example batch: what the optimizer rules measure.
+
+The optimizer's stability depends on the loss surface around the initial parameters: the top
+Hessian eigenvalue against 2/lr for gradient descent (Cohen et al. 2021, arXiv:2103.00065), and
+the loss after the optimizer's actual first step. Everything here runs the model as the probe
+does (training mode, a fixed seed, so dropout masks and default random labels repeat between
+passes) and leaves the model and the optimizer exactly as found:
+
+- parameters are never written: shifted parameters enter the model through
+  torch.func.functional_call;
+- the optimizer steps a deep copy of itself whose parameters are clones of the model's;
+- gradients, buffers (BatchNorm running statistics), modes and device are restored by the
+  probe's `_preserved`.
+
+Costs, in passes over the example batch (`LossSurface.passes`; rules report them through
+ctx.count_passes):
+- gradient: 1 forward + 1 backward
+- Hessian-vector product: 1 more forward + backward each (a double backward through the kept
+  graph); the finite-difference fallback, for ops without double backward, costs 2 + 2
+- lookahead: 1 forward per step size
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from gradlint.losses import training_loss
+from gradlint.probe import _preserved
+from gradlint.spec import ModelSpec
+
+# Lanczos stops once the top Ritz value is this close (relative) to an eigenvalue: plenty for
+# comparing lr * lambda against a bound of 2.
+EIGEN_TOLERANCE = 1e-2
+# Finite-difference HVP step, relative to the parameter norm (theory.md section (d)).
+FD_RELATIVE_STEP = 1e-3
+
+
+class UnsupportedOptimizer(Exception):
+    """The optimizer cannot be stepped without the training loop (e.g. LBFGS needs a closure)."""
+
+
+@dataclass(frozen=True)
+class Eigen:
+    """The top Hessian eigenvalue from power iteration, and how it was obtained."""
+
+    value: float
+    iterations: int
+    converged: bool
+
+
+@dataclass(frozen=True)
+class FirstStep:
+    """The optimizer's first update on the example batch, computed on copies of the parameters."""
+
+    loss: float
+    gradient: tuple  # per trainable parameter, before clipping
+    update: tuple  # per trainable parameter: the change the first optimizer step makes (zero if not optimized)
+    grad_norm: float  # global L2 norm of the gradient, before clipping
+    clip_scale: float  # min(1, clip / grad_norm): the factor clipping applied to the gradient (1 without clipping)
+
+    @property
+    def descent(self) -> float:
+        """-g . update: the loss decrease a linear model predicts (positive for a descent step)."""
+        return -_dot(self.gradient, self.update)
+
+    @property
+    def update_norm(self) -> float:
+        return math.sqrt(_dot(self.update, self.update))
+
+
+class LossSurface:
+    """The training loss on the example batch as a function of the trainable parameters."""
+
+    def __init__(self, spec: ModelSpec, inputs: tuple, targets: Any, seed: int):
+        self.spec = spec
+        self.model = spec.model
+        self.inputs = inputs
+        self.targets = targets
+        self.seed = seed
+        named = [(name, p) for name, p in self.model.named_parameters() if p.requires_grad]
+        self.names = tuple(name for name, _ in named)
+        self.params = tuple(p for _, p in named)
+        self.passes = {"forward": 0, "backward": 0}
+        self._graph_gradient: tuple | None = None
+
+    # -- passes -----------------------------------------------------------------------------
+    def loss(self, params: Sequence[Any] | None = None) -> Any:
+        """The loss at the current parameters, or at `params` (same order as self.params)."""
+        import torch
+        from torch.func import functional_call
+
+        torch.manual_seed(self.seed)  # the same dropout masks on every pass
+        self.passes["forward"] += 1
+        if params is None:
+            output = self.model(*self.inputs)
+        else:
+            output = functional_call(self.model, dict(zip(self.names, params)), self.inputs)
+        loss, _ = training_loss(output, self.targets, self.spec.loss_fn, self.seed)
+        return loss
+
+    def gradient(self, params: Sequence[Any] | None = None, create_graph: bool = False) -> tuple:
+        import torch
+
+        loss = self.loss(params)
+        inputs = self.params if params is None else params
+        self.passes["backward"] += 1
+        grads = torch.autograd.grad(loss, inputs, create_graph=create_graph, allow_unused=True)
+        grads = tuple(torch.zeros_like(p) if g is None else g for p, g in zip(inputs, grads))
+        return (loss, grads) if create_graph else (loss.detach(), tuple(g.detach() for g in grads))
+
+    def hvp(self, vector: Sequence[Any]) -> tuple:
+        """H @ vector: a double backward through one kept graph; finite differences where an op
+        in the model has no double backward (fused kernels, cuDNN RNNs)."""
+        import torch
+
+        try:
+            if self._graph_gradient is None:
+                _, self._graph_gradient = self.gradient(create_graph=True)
+            self.passes["forward"] += 1
+            self.passes["backward"] += 1
+            product = torch.autograd.grad(self._graph_gradient, self.params, grad_outputs=tuple(vector),
+                                          retain_graph=True, allow_unused=True)
+            return tuple(torch.zeros_like(p) if h is None else h.detach() for p, h in zip(self.params, product))
+        except RuntimeError:
+            self._graph_gradient = None
+            return self._finite_difference_hvp(vector)
+
+    def _finite_difference_hvp(self, vector: Sequence[Any]) -> tuple:
+        """(grad L(theta + eps v) - grad L(theta - eps v)) / 2 eps."""
+        scale = _norm(self.params) * FD_RELATIVE_STEP / max(_norm(vector), 1e-30)
+        plus = [p.detach() + scale * v for p, v in zip(self.params, vector)]
+        minus = [p.detach() - scale * v for p, v in zip(self.params, vector)]
+        plus = [p.requires_grad_() for p in plus]
+        minus = [p.requires_grad_() for p in minus]
+        _, grad_plus = self.gradient(plus)
+        _, grad_minus = self.gradient(minus)
+        return tuple((a - b) / (2 * scale) for a, b in zip(grad_plus, grad_minus))
+
+    def shifted_loss(self, offsets: Sequence[Any], scale: float = 1.0) -> float:
+        """The loss at theta + scale * offsets (one forward, no gradient)."""
+        import torch
+
+        with torch.no_grad():
+            shifted = [p.detach() + scale * o for p, o in zip(self.params, offsets)]
+            return float(self.loss(shifted))
+
+
+@contextlib.contextmanager
+def loss_surface(spec: ModelSpec, device: str = "cpu", seed: int = 0) -> Iterator[LossSurface]:
+    """The example-batch loss surface, with the model prepared as the probe prepares it and
+    restored afterwards."""
+    import torch
+
+    model = spec.model
+    with _preserved(model), _double_backward_attention():
+        model.to(device)
+        model.train()
+        inputs = tuple(t.to(device) if isinstance(t, torch.Tensor) else t for t in spec.inputs)
+        targets = spec.targets.to(device) if isinstance(spec.targets, torch.Tensor) else spec.targets
+        yield LossSurface(spec, inputs, targets, seed)
+
+
+@contextlib.contextmanager
+def _double_backward_attention():
+    """Fused attention kernels have no double backward; the math backend does."""
+    try:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+    except ImportError:  # torch < 2.3
+        yield
+        return
+    with sdpa_kernel(SDPBackend.MATH):
+        yield
+
+
+# -- measurements --------------------------------------------------------------------------------
+def top_eigenvalue(surface: LossSurface, iterations: int, start: Sequence[Any] | None = None,
+                   restarts: int = 0) -> Eigen:
+    """The largest Hessian eigenvalue, by Lanczos iteration on Hessian-vector products (as
+    PyHessian, arXiv:1912.07145, and Cohen et al.'s edge-of-stability code do; reimplemented).
+
+    Lanczos converges to the extreme eigenvalues much faster than power iteration and is not
+    misled by a large negative eigenvalue. It starts from `start` (the gradient is a good
+    guess: it lies mostly in the top eigenspace, Gur-Ari et al. 2018, arXiv:1812.04754), then
+    from `restarts` random vectors, and returns the largest estimate. Each iteration is one HVP.
+    """
+    import torch
+
+    generator = torch.Generator().manual_seed(surface.seed)
+    starts = [start] if start is not None else []
+    while len(starts) < 1 + restarts:
+        starts.append([torch.randn(p.shape, generator=generator).to(p) for p in surface.params])
+    estimates = [_lanczos(surface, vector, iterations) for vector in starts]
+    return max(estimates, key=lambda estimate: estimate.value)
+
+
+def _lanczos(surface: LossSurface, start: Sequence[Any], iterations: int) -> Eigen:
+    """The top Ritz value of `iterations` Lanczos steps, with full reorthogonalization (the
+    basis is small). Stops early once the Ritz residual |beta_k * s_k| is below
+    EIGEN_TOLERANCE times the value: the estimate is then within that of an eigenvalue."""
+    import torch
+
+    basis = [_normalized(start)]
+    alphas: list[float] = []
+    betas: list[float] = []
+    value = 0.0
+    for step in range(1, iterations + 1):
+        w = surface.hvp(basis[-1])
+        alphas.append(_dot(w, basis[-1]))
+        for vector in basis:  # full reorthogonalization: subtract every earlier direction
+            w = _axpy(-_dot(w, vector), vector, w)
+        beta = _norm(w)
+        tridiagonal = torch.diag(torch.tensor(alphas, dtype=torch.float64))
+        if betas:
+            off = torch.tensor(betas, dtype=torch.float64)
+            tridiagonal += torch.diag(off, 1) + torch.diag(off, -1)
+        ritz_values, ritz_vectors = torch.linalg.eigh(tridiagonal)
+        value = float(ritz_values[-1])
+        if not math.isfinite(value):
+            return Eigen(value, step, False)
+        residual = beta * abs(float(ritz_vectors[-1, -1]))
+        if residual <= EIGEN_TOLERANCE * max(abs(value), 1e-12) or beta == 0.0:
+            return Eigen(value, step, True)
+        betas.append(beta)
+        basis.append(tuple(x / beta for x in w))
+    return Eigen(value, iterations, False)
+
+
+def first_step(surface: LossSurface, optimizer: Any, optimizer_info: Any = None,
+               clip: float | None = None) -> FirstStep:
+    """The update the optimizer's first step makes on the example batch, with global grad-norm
+    clipping at `clip` applied first (g <- g * min(1, clip/||g||), as clip_grad_norm_ and
+    Lightning's gradient_clip_val do). The optimizer steps a copy of itself on cloned parameters."""
+    loss, gradient = surface.gradient()
+    grad_norm = _norm(gradient)
+    clip_scale = min(1.0, clip / (grad_norm + 1e-6)) if clip else 1.0
+    clipped = tuple(g * clip_scale for g in gradient)
+    update = _step_on_copies(optimizer, optimizer_info, surface.params, clipped)
+    return FirstStep(loss=float(loss), gradient=gradient, update=update, grad_norm=grad_norm, clip_scale=clip_scale)
+
+
+def lookahead(surface: LossSurface, step: FirstStep, scale: float = 1.0) -> float:
+    """The example-batch loss after the first update scaled by `scale`. The first step of SGD,
+    momentum and Adam(W) is linear in lr, so `scale` is exactly a learning-rate multiplier."""
+    return surface.shifted_loss(step.update, scale)
+
+
+def directional_curvature(surface: LossSurface, direction: Sequence[Any]) -> float:
+    """d.H.d / d.d: the curvature along `direction` (one HVP)."""
+    return _dot(direction, surface.hvp(direction)) / max(_dot(direction, direction), 1e-30)
+
+
+def _step_on_copies(optimizer: Any, info: Any, params: Sequence[Any], grads: Sequence[Any]) -> tuple:
+    """Step a copy of `optimizer` whose parameters are clones of `params`; the updates it made."""
+    clones = {id(p): p.detach().clone().requires_grad_(p.requires_grad) for p in params}
+    if optimizer is not None:
+        # deepcopy with a memo that maps each model parameter to its clone: the copy holds the
+        # clones in its param groups and state, and the user's optimizer is never touched.
+        twin = copy.deepcopy(optimizer, memo=dict(clones))
+    else:
+        twin = _optimizer_from_info(info, list(clones.values()))
+    for p, g in zip(params, grads):
+        clones[id(p)].grad = g.detach().clone()
+    try:
+        # The class's step, not the instance attribute: LR schedulers patch `optimizer.step`
+        # with a wrapper bound to the original optimizer.
+        type(twin).step(twin)
+    except TypeError as error:  # e.g. LBFGS: step() missing the closure
+        raise UnsupportedOptimizer(f"{type(twin).__name__}.step needs the training loop: {error}") from error
+    return tuple(clones[id(p)].detach() - p.detach() for p in params)
+
+
+def _optimizer_from_info(info: Any, params: list) -> Any:
+    """An optimizer built from OptimizerInfo alone (specs without an optimizer object)."""
+    from gradlint.load import make_optimizer
+
+    if info is None:
+        raise UnsupportedOptimizer("no optimizer configured")
+    optimizer = make_optimizer(info.name, params, info.lr)
+    for group in optimizer.param_groups:
+        for key, value in (("momentum", info.momentum), ("betas", info.betas), ("eps", info.eps),
+                           ("weight_decay", info.weight_decay), ("nesterov", info.nesterov)):
+            if key in group and value is not None:
+                group[key] = value
+    return optimizer
+
+
+# -- flat-vector helpers over tuples of tensors ------------------------------------------------------
+def _dot(a: Sequence[Any], b: Sequence[Any]) -> float:
+    return float(sum((x.double() * y.double()).sum() for x, y in zip(a, b)))
+
+
+def _norm(a: Sequence[Any]) -> float:
+    return math.sqrt(max(_dot(a, a), 0.0))
+
+
+def _axpy(alpha: float, x: Sequence[Any], y: Sequence[Any]) -> tuple:
+    return tuple(b + alpha * a for a, b in zip(x, y))
+
+
+def _normalized(a: Sequence[Any]) -> tuple:
+    norm = _norm(a)
+    return tuple(x / norm for x in a) if norm > 0 else tuple(a)

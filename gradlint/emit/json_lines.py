@@ -1,0 +1,18 @@
+"""One JSON object per line: each finding with its target, and each target that failed to load
+({"target", "path", "error"}). For streaming into log tools; `json` has the risk and summary."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from gradlint.findings import ModelReport
+
+
+def render(reports: Sequence[ModelReport], quiet: bool = False, baseline=None) -> str:
+    lines = []
+    for report in reports:
+        if report.error is not None:
+            lines.append({"target": report.target, "path": report.path, "error": report.error})
+        lines.extend({"target": report.target, **finding.to_dict()} for finding in report.findings)
+    return "".join(json.dumps(line) + "\n" for line in lines)

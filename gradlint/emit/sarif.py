@@ -1,0 +1,105 @@
+"""SARIF 2.1.0 for GitHub code scanning (`github/codeql-action/upload-sarif`).
+
+GitHub requires: rules with id, short and full description and help; results with a message,
+a location whose URI is relative to the repository root, and partialFingerprints (GitHub
+tracks an alert across commits by them). An empty string is never a valid value. Targets that
+failed to load are tool execution notifications of the run, naming the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import linecache
+from collections import Counter
+from collections.abc import Sequence
+
+from gradlint import __version__
+from gradlint.emit.paths import repo_path, repo_root
+from gradlint.findings import Finding, ModelReport, Severity
+
+SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+LEVELS = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
+PROBLEM_SEVERITY = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "recommendation"}
+FINGERPRINT = "gradlintFinding/v1"
+
+
+def render(reports: Sequence[ModelReport], quiet: bool = False, baseline=None) -> str:
+    from gradlint.registry import rule_by_code
+
+    root = repo_root()
+    findings = [f for r in reports if r.error is None for f in r.findings]
+    codes = sorted({f.code for f in findings})
+    index = {code: i for i, code in enumerate(codes)}
+    occurrences: Counter = Counter()
+    results = []
+    for report in reports:
+        for finding in report.findings:
+            uri = repo_path(finding.location.path, root)
+            key = f"{repo_path(report.path, root)}\0{finding.code}\0{finding.module}"
+            occurrences[key] += 1
+            results.append(_result(finding, uri, index[finding.code], key, occurrences[key]))
+    notifications = [{
+        "level": "error",
+        "message": {"text": f"{report.path}: {report.error}"},
+        "locations": [{"physicalLocation": {"artifactLocation": {"uri": repo_path(report.path, root)}}}],
+        "descriptor": {"id": "load-error"},
+    } for report in reports if report.error is not None]
+    run = {
+        "tool": {"driver": {
+            "name": "gradlint",
+            "version": __version__,
+            "semanticVersion": __version__,
+            "rules": [_rule(rule_by_code(code), code, findings) for code in codes],
+        }},
+        "invocations": [{"executionSuccessful": not notifications, "toolExecutionNotifications": notifications}],
+        "results": results,
+    }
+    return json.dumps({"$schema": SCHEMA, "version": "2.1.0", "runs": [run]}, indent=2) + "\n"
+
+
+def _rule(rule, code: str, findings: Sequence[Finding]) -> dict:
+    if rule is None:  # a finding from a rule no longer installed: describe it from the finding
+        name = next(f.name for f in findings if f.code == code)
+        return {"id": code, "name": name, "shortDescription": {"text": name}, "fullDescription": {"text": name},
+                "help": {"text": name}}
+    doc = rule.doc() or rule.name
+    summary = rule.summary() or rule.name
+    return {
+        "id": rule.code,
+        "name": rule.name,
+        "shortDescription": {"text": summary[:1024]},
+        "fullDescription": {"text": _section(doc, "## What it does") or summary},
+        "help": {"text": doc, "markdown": doc},
+        "defaultConfiguration": {"level": LEVELS[rule.severity]},
+        "properties": {"tags": ["gradlint", rule.family], "problem.severity": PROBLEM_SEVERITY[rule.severity]},
+    }
+
+
+def _result(finding: Finding, uri: str, rule_index: int, key: str, occurrence: int) -> dict:
+    loc = finding.location
+    message = f"{finding.module}: {finding.message}" if finding.module else finding.message
+    if finding.fix is not None:
+        message += f"\nhelp: {finding.fix.message}" + (f": {finding.fix.code}" if finding.fix.code else "")
+    source = linecache.getline(loc.path, loc.line).rstrip() if loc.path.endswith(".py") else ""
+    location: dict = {"physicalLocation": {
+        "artifactLocation": {"uri": uri},
+        "region": {"startLine": loc.line, "startColumn": loc.col, "endLine": loc.line,
+                   "endColumn": max(loc.col + 1, len(source) + 1)},
+    }}
+    if finding.module:
+        location["logicalLocations"] = [{"fullyQualifiedName": finding.module, "kind": "module"}]
+    return {
+        "ruleId": finding.code,
+        "ruleIndex": rule_index,
+        "level": LEVELS[finding.severity],
+        "message": {"text": message},
+        "locations": [location],
+        # File, code and module path, not the line: the alert survives edits above it (as baselines do).
+        "partialFingerprints": {FINGERPRINT: f"{hashlib.sha256(key.encode()).hexdigest()[:32]}:{occurrence}"},
+    }
+
+
+def _section(doc: str, heading: str) -> str:
+    _, found, rest = doc.partition(heading)
+    return rest.split("\n## ")[0].strip() if found else ""

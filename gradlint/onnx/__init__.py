@@ -1,0 +1,1 @@
+"""ONNX models: load, convert to torch modules, lint with the same rules."""

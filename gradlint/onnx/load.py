@@ -1,0 +1,93 @@
+"""Read an ONNX file into a checked, shape-inferred ModelProto, or fail with a one-line LoadError.
+
+The file is parsed once without its external data; the checker (path form, which finds
+external files next to the model and works past protobuf's 2 GB limit) and shape inference
+run on that small proto, and only then are the external tensors read, once, into the
+inferred proto. Reading them first would make shape inference serialize every weight, and
+fail outright for models over 2 GB.
+"""
+
+from __future__ import annotations
+
+import os
+
+import onnx
+from google.protobuf.message import DecodeError
+from onnx.external_data_helper import load_external_data_for_model, uses_external_data
+
+from gradlint.errors import LoadError
+
+LFS_POINTER = b"version https://git-lfs.github.com/spec/v1"
+
+
+def load_onnx(path: str) -> onnx.ModelProto:
+    _check_file(path)
+    model = _parse(path)
+    base_dir = os.path.dirname(os.path.abspath(path))
+    _check_external_files(model, base_dir)
+    try:
+        onnx.checker.check_model(path)
+    except Exception as error:  # ValidationError, or a C++ error the checker did not wrap
+        raise LoadError(f"invalid ONNX model: {_first_line(error)}") from None
+    try:
+        model = onnx.shape_inference.infer_shapes(model)
+    except Exception as error:  # InferenceError, or a C++ error surfacing as RuntimeError
+        raise LoadError(f"ONNX shape inference failed: {_first_line(error)}") from None
+    try:
+        load_external_data_for_model(model, base_dir)
+    except (OSError, ValueError, onnx.checker.ValidationError) as error:
+        raise LoadError(f"cannot read external data: {_first_line(error)}") from None
+    return model
+
+
+def _check_file(path: str) -> None:
+    if not os.path.isfile(path):
+        raise LoadError("no such file")
+    with open(path, "rb") as file:
+        head = file.read(len(LFS_POINTER))
+    if not head:
+        raise LoadError("empty file (0 bytes), not an ONNX model")
+    if head == LFS_POINTER:
+        raise LoadError("a Git LFS pointer, not the model: run `git lfs pull` to fetch the file")
+
+
+def _parse(path: str) -> onnx.ModelProto:
+    try:
+        model = onnx.load(path, load_external_data=False)
+    except DecodeError as error:
+        cause = _first_line(error)
+        raise LoadError(f"not an ONNX model (protobuf parse failed: {cause}); truncated or another format?") from None
+    except Exception as error:
+        raise LoadError(f"not an ONNX model ({type(error).__name__}: {_first_line(error)})") from None
+    # Protobuf parses some garbage, and files cut at a field boundary, into a mostly empty message.
+    if not model.ir_version or not model.HasField("graph"):
+        missing = "ir_version" if not model.ir_version else "graph"
+        raise LoadError(f"not an ONNX model (no {missing}; truncated or another format?)")
+    return model
+
+
+def _check_external_files(model: onnx.ModelProto, base_dir: str) -> None:
+    """Name a missing external data file before the checker reports it as 'not regular file'."""
+    for tensor in _tensors(model.graph):
+        if not uses_external_data(tensor):
+            continue
+        location = next((entry.value for entry in tensor.external_data if entry.key == "location"), "")
+        if not os.path.isfile(os.path.join(base_dir, location)):
+            raise LoadError(f"external data file '{location}' (tensor '{tensor.name}') not found next to the model")
+
+
+def _tensors(graph: onnx.GraphProto):
+    """Initializers and tensor attributes, in subgraphs too."""
+    yield from graph.initializer
+    for node in graph.node:
+        for attribute in node.attribute:
+            if attribute.HasField("t"):
+                yield attribute.t
+            yield from attribute.tensors
+            for subgraph in (*([attribute.g] if attribute.HasField("g") else []), *attribute.graphs):
+                yield from _tensors(subgraph)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

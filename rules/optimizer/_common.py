@@ -1,0 +1,176 @@
+"""Shared measurements for the optimizer rules: the first optimizer step, per-tensor update
+ratios, and where the optimizer was constructed (the line an lr fix rewrites)."""
+
+from __future__ import annotations
+
+import ast
+import math
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+from gradlint.findings import Location
+from gradlint.rule import RuleContext
+
+# One first step per model and lint run, shared by GL601 and GL603 (they need the same
+# forward+backward). Keyed by the model, holding only a weak reference to the spec, so a cached
+# step never outlives its model or leaks into a later run with other settings.
+_FIRST_STEPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def first_step_of(ctx: RuleContext) -> Any:
+    """The optimizer's first update on the example batch (gradlint.curvature.FirstStep), with
+    gradient_clip_val applied; None when the optimizer cannot be stepped outside training or
+    the loss is not finite (the probe rules report that)."""
+    from gradlint.curvature import UnsupportedOptimizer, first_step, loss_surface
+
+    cached = _FIRST_STEPS.get(ctx.model)
+    if cached is not None and cached[0]() is ctx.spec and cached[1] == (ctx.seed, ctx.device):
+        return cached[2]
+    step = None
+    with loss_surface(ctx.spec, ctx.device, ctx.seed) as surface:
+        try:
+            step = first_step(surface, ctx.spec.optimizer_object, ctx.spec.optimizer, ctx.spec.gradient_clip_val)
+        except UnsupportedOptimizer:
+            step = None
+        finally:
+            ctx.count_passes(**surface.passes)
+    if step is not None and not math.isfinite(step.loss):
+        step = None
+    _FIRST_STEPS[ctx.model] = (weakref.ref(ctx.spec), (ctx.seed, ctx.device), step)
+    return step
+
+
+@dataclass(frozen=True)
+class UpdateRatio:
+    """||update|| / ||W|| for one weight tensor after the first optimizer step."""
+
+    name: str  # parameter path, e.g. "encoder.layers.0.linear1.weight"
+    module: str  # its module's path
+    ratio: float
+    update_rms: float
+    weight_rms: float
+
+
+# Below this RMS a tensor counts as zero-initialized (ReZero/SkipInit scalars, Fixup's zeroed
+# last layers, zero-init heads): any update is infinite relative to it, by design.
+ZERO_INIT_RMS = 1e-8
+
+
+def first_update_ratios(ctx: RuleContext, step: Any) -> list[UpdateRatio]:
+    """Per weight tensor (2-D and up), the size of the first update relative to the weight.
+
+    Biases, norm gains and scalars are left out: they start at 0 or 1 by design and their
+    relative update says nothing about the layer's stability (theory.md D3's whitelist)."""
+    ratios = []
+    named = [(name, p) for name, p in ctx.model.named_parameters() if p.requires_grad]
+    for (name, parameter), update in zip(named, step.update):
+        if parameter.dim() < 2:
+            continue
+        weight_rms = float(parameter.detach().float().pow(2).mean().sqrt())
+        if weight_rms < ZERO_INIT_RMS:
+            continue
+        update_rms = float(update.float().pow(2).mean().sqrt())
+        ratios.append(UpdateRatio(name, name.rpartition(".")[0], update_rms / weight_rms, update_rms, weight_rms))
+    return sorted(ratios, key=lambda r: -r.ratio)
+
+
+def clipping_note(ctx: RuleContext, step: Any) -> str:
+    """How gradient_clip_val changed the first step, for the finding's message."""
+    clip = ctx.spec.gradient_clip_val
+    if not clip:
+        return ""
+    if ctx.spec.optimizer.is_adaptive:
+        return (f"; gradient_clip_val={clip:g} does not shrink it: {ctx.spec.optimizer.name} divides the gradient "
+                "by its own magnitude")
+    if step.clip_scale < 1.0:
+        return f"; gradient_clip_val={clip:g} already scales this gradient (norm {step.grad_norm:.3g}) by {step.clip_scale:.3g}"
+    return f"; gradient_clip_val={clip:g} does not bind (gradient norm {step.grad_norm:.3g})"
+
+
+def is_piecewise_linear(trace: Any) -> bool:
+    """Every activation in the traced forward is ReLU-like. Such nets tolerate far larger
+    lr * lambda than smooth ones before diverging (theory.md G6: ReLU 40/lambda, tanh 4.5/lambda)."""
+    from gradlint.trace import ACTIVATIONS, RELU_LIKE
+
+    if trace is None:
+        return False
+    activations = [node.name for node in trace.nodes if node.name in ACTIVATIONS]
+    return bool(activations) and all(name in RELU_LIKE for name in activations)
+
+
+# -- where the optimizer is built -------------------------------------------------------------------
+@dataclass(frozen=True)
+class OptimizerSite:
+    """The optimizer's construction call in configure_optimizers, or the model when there is none."""
+
+    location: Location
+    call: ast.Call | None = None
+    source: str = ""  # the call's source text
+
+    def with_lr(self, lr: float, optimizer_name: str) -> str:
+        """The construction call rewritten with `lr`; a configure_optimizers to add when the file has none."""
+        value = format_lr(lr)
+        if self.call is None:
+            return (f"def configure_optimizers(model):\n"
+                    f"    return torch.optim.{optimizer_name}(model.parameters(), lr={value})")
+        return _replace_lr(self.call, self.source, value)
+
+
+def optimizer_site(ctx: RuleContext) -> OptimizerSite:
+    """The line that constructs the optimizer: the call of its class inside configure_optimizers."""
+    from gradlint.locations import display_path
+
+    fallback = OptimizerSite(ctx.spec.model_location or ctx.location_of_path(""))
+    name = ctx.spec.optimizer.name if ctx.spec.optimizer else None
+    try:
+        with open(ctx.spec.path, encoding="utf-8") as handle:
+            text = handle.read()
+        tree = ast.parse(text)
+    except (OSError, SyntaxError, ValueError):
+        return fallback
+    for function in ast.walk(tree):
+        if isinstance(function, ast.FunctionDef) and function.name == "configure_optimizers":
+            call = _call_of(function, name)
+            if call is None:
+                return OptimizerSite(Location(display_path(ctx.spec.path), function.lineno, function.col_offset + 1))
+            return OptimizerSite(Location(display_path(ctx.spec.path), call.lineno, call.col_offset + 1),
+                                 call, ast.get_source_segment(text, call) or "")
+    return fallback
+
+
+def _call_of(function: ast.FunctionDef, class_name: str | None) -> ast.Call | None:
+    for node in ast.walk(function):
+        if isinstance(node, ast.Call):
+            callee = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", None)
+            if callee == class_name:
+                return node
+    return None
+
+
+def _replace_lr(call: ast.Call, source: str, value: str) -> str:
+    """`source` (the text of `call`) with its lr argument set to `value`."""
+    lr = next((k.value for k in call.keywords if k.arg == "lr"), None)
+    if lr is None and len(call.args) >= 2:
+        lr = call.args[1]
+    if lr is None:  # no lr given: add one before the closing parenthesis
+        return source[:source.rstrip().rfind(")")] + f", lr={value})"
+    start = _offset(source, lr.lineno - call.lineno, lr.col_offset - (call.col_offset if lr.lineno == call.lineno else 0))
+    end = _offset(source, lr.end_lineno - call.lineno,
+                  lr.end_col_offset - (call.col_offset if lr.end_lineno == call.lineno else 0))
+    return source[:start] + value + source[end:]
+
+
+def _offset(source: str, line: int, col: int) -> int:
+    """Character offset in `source` of (line relative to its first line, column)."""
+    lines = source.splitlines(keepends=True)
+    return sum(len(text) for text in lines[:line]) + col
+
+
+def format_lr(lr: float) -> str:
+    """A learning rate rounded down to one significant digit (1.3e-3 -> 1e-3, 0.04 -> 0.04)."""
+    if lr <= 0 or not math.isfinite(lr):
+        return f"{lr:g}"
+    exponent = math.floor(math.log10(lr))
+    digit = math.floor(lr / 10 ** exponent + 1e-9)
+    return f"{digit * 10.0 ** exponent:.{max(0, -exponent)}f}" if exponent >= -4 else f"{digit}e{exponent}"

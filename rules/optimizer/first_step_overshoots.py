@@ -1,0 +1,170 @@
+"""GL603 first-step-overshoots."""
+
+from __future__ import annotations
+
+import math
+
+from gradlint.findings import Fix, Severity, Stage
+from gradlint.rule import Rule, RuleContext
+from gradlint.rules.optimizer._common import clipping_note, first_step_of, format_lr, optimizer_site
+
+# The measured quantity is rho = (loss before - loss after) / (-g . update): the share of the
+# decrease a linear model predicts that the step realizes (the trust-region ratio, Nocedal &
+# Wright, Numerical Optimization, ch. 4). On the quadratic along the update, q = 2 (1 - rho) is
+# lr * curvature in gradient-descent units: q = 2 (rho = 0) is the edge of stability and q = 4
+# (rho = -1) the divergence mark for smooth nets (theory.md D1, D2). The warning sits a little
+# below the edge because bounded losses (saturated tanh, cross-entropy) flatten the secant:
+# theory.md G5's no-warmup Transformer failures (Adam, lr 1e-2) measure rho = 0.03-0.08 here,
+# the runs that train (lr <= 3e-3) rho >= 0.19.
+RHO_WARNING = 0.1  # q = 1.8
+RHO_ERROR = -1.0  # q = 4
+# The fix: the largest lr (halving from the configured one) whose first step realizes at least
+# a quarter of the predicted decrease, the trust-region method's "good step" mark.
+RHO_GOOD = 0.25
+HALVINGS, THOROUGH_HALVINGS = 6, 10  # one forward pass each
+WARMUP_FACTOR = 2  # untuned warmup of 2 / (1 - beta2) steps (Ma & Yarats 2019, theory.md D6)
+
+
+class FirstStepOvershoots(Rule):
+    """
+    ## What it does
+    Applies the adaptive optimizer's first step (Adam, AdamW, RMSprop, ...; on copies of the
+    parameters) and measures the example-batch loss after it: the share rho of the decrease
+    the gradient predicts (-g . update) that the step realizes. rho < 0.1 warns, rho < -1 (the
+    loss rises by more than it should have fallen) is an error. It then halves the learning
+    rate until a step realizes a quarter of its predicted decrease, and proposes that lr.
+
+    ## Why is this bad?
+    Adam's first step is about lr * sign(g) in every weight, whatever the curvature: its size
+    ignores how sharply the loss bends along it. Along the update, rho = 1 - q/2 where q is lr
+    times the curvature in gradient-descent units; q > 2 (rho < 0) means the step jumps past the
+    minimum along its own direction, q > 4 diverges for smooth nets (Cohen et al. 2021/2022,
+    Lewkowycz et al. 2020). Transformers trained without warmup fail in exactly this regime
+    (theory.md G5), and gradient clipping does not help: Adam divides the gradient by its own
+    magnitude, so the first step has the same size clipped or not.
+
+    ## Example
+    ```python
+    def configure_optimizers(model):
+        return torch.optim.Adam(model.parameters(), lr=0.1)   # loss 2.3 -> 356 after one step
+    ```
+
+    ## Use instead
+    ```python
+    def configure_optimizers(model):
+        return torch.optim.Adam(model.parameters(), lr=6e-3)  # loss 2.3 -> 1.2; or warm up
+    ```
+
+    ## References
+    - Cohen et al. 2022, Adaptive Gradient Methods at the Edge of Stability, arXiv:2207.14484
+    - Lewkowycz et al. 2020, The large learning rate phase of deep learning: the catapult mechanism, arXiv:2003.02218
+    - Liu et al. 2019, On the Variance of the Adaptive Learning Rate and Beyond (RAdam), arXiv:1908.03265
+    - Ma & Yarats 2019, On the adequacy of untuned warmup for adaptive optimization, arXiv:1910.04209
+    """
+
+    code = "GL603"
+    name = "first-step-overshoots"
+    family = "optimizer"
+    severity = Severity.WARNING
+    stages = frozenset({Stage.PROBE})
+
+    INVALID = ('''
+import torch
+import torch.nn as nn
+
+def build_model():
+    return nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10))
+
+def example_inputs():
+    return (torch.randn(32, 784),)
+
+def configure_optimizers(model):
+    return torch.optim.Adam(model.parameters(), lr=0.1)  # expect: GL603
+''',)
+    VALID = ('''
+import torch
+import torch.nn as nn
+
+def build_model():
+    return nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10))
+
+def example_inputs():
+    return (torch.randn(32, 784),)
+
+def configure_optimizers(model):
+    return torch.optim.Adam(model.parameters(), lr=1e-3)
+''',)
+
+    def check(self, ctx: RuleContext):
+        optimizer = ctx.spec.optimizer
+        if optimizer is None or not optimizer.is_adaptive or optimizer.lr <= 0:
+            return
+        step = first_step_of(ctx)
+        if step is None or step.descent <= 0:
+            return
+        halvings = THOROUGH_HALVINGS if ctx.thorough else HALVINGS
+        loss_after, safe_scale = _line_search(ctx, step, halvings)
+        rho = (step.loss - loss_after) / step.descent if math.isfinite(loss_after) else -math.inf
+        if rho >= RHO_WARNING:
+            return
+        q = 2 * (1 - rho)
+        site = optimizer_site(ctx)
+        yield self.finding(
+            ctx,
+            f"the first {optimizer.describe()} step takes the example-batch loss from {step.loss:.4g} to "
+            f"{loss_after:.4g}, realizing {_percent(rho)} of the {step.descent:.3g} decrease its gradient predicts: "
+            f"along the update lr x curvature = {q:.3g} (stable below 2, diverging above ~4)"
+            f"{clipping_note(ctx, step)}",
+            location=site.location,
+            fix=_fix(optimizer, safe_scale, halvings, site),
+            severity=Severity.ERROR if rho < RHO_ERROR else Severity.WARNING,
+            weight=_weight(q),
+        )
+
+
+def _line_search(ctx: RuleContext, step, halvings: int) -> tuple[float, float | None]:
+    """The loss after the configured step, and the largest lr multiplier 2^-k (k <= halvings)
+    whose step realizes RHO_GOOD of its predicted decrease (None if none does). The first step
+    is linear in lr, so scaling the update is exactly a smaller lr."""
+    from gradlint.curvature import lookahead, loss_surface
+
+    with loss_surface(ctx.spec, ctx.device, ctx.seed) as surface:
+        try:
+            loss_after = lookahead(surface, step, 1.0)
+            if _realized(step, loss_after, 1.0) >= RHO_WARNING:
+                return loss_after, 1.0
+            for k in range(1, halvings + 1):
+                scale = 0.5 ** k
+                if _realized(step, lookahead(surface, step, scale), scale) >= RHO_GOOD:
+                    return loss_after, scale
+            return loss_after, None
+        finally:
+            ctx.count_passes(**surface.passes)
+
+
+def _realized(step, loss_after: float, scale: float) -> float:
+    if not math.isfinite(loss_after):
+        return -math.inf
+    return (step.loss - loss_after) / (scale * step.descent)
+
+
+def _fix(optimizer, safe_scale: float | None, halvings: int, site) -> Fix:
+    beta2 = optimizer.betas[1] if optimizer.betas else None
+    warmup = f", or warm the lr up linearly over ~{WARMUP_FACTOR / (1 - beta2):.0f} steps (2/(1-beta2))" if beta2 else ""
+    if safe_scale is None:
+        return Fix(f"even lr {optimizer.lr * 0.5 ** halvings:.2g} overshoots: check the loss scale and "
+                   f"initialization before tuning lr{warmup}")
+    safe_lr = optimizer.lr * safe_scale
+    return Fix(f"use lr <= {format_lr(safe_lr)}, where the first step realizes >= {RHO_GOOD:.0%} of its predicted "
+               f"decrease{warmup}", site.with_lr(safe_lr, optimizer.name))
+
+
+def _percent(rho: float) -> str:
+    return "-inf%" if math.isinf(rho) else f"{rho:.0%}"
+
+
+def _weight(q: float) -> float:
+    """0.3 at the warning mark q = 1.8, 0.7 at the divergence mark q = 4, up to 0.9 beyond."""
+    if q < 4:
+        return 0.3 + 0.4 * (q - 2 * (1 - RHO_WARNING)) / (4 - 2 * (1 - RHO_WARNING))
+    return min(0.9, 0.7 + 0.2 * math.log10(q / 4))

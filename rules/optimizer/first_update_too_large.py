@@ -1,0 +1,133 @@
+"""GL601 first-update-too-large."""
+
+from __future__ import annotations
+
+import math
+
+from gradlint.findings import Fix, Severity, Stage
+from gradlint.rule import Rule, RuleContext
+from gradlint.rules.optimizer._common import (
+    clipping_note, first_step_of, first_update_ratios, format_lr, optimizer_site,
+)
+
+# ||update|| / ||W|| of the first optimizer step. cs231n's rule of thumb is ~1e-3 per step;
+# theory.md D3 measured the no-warmup Transformer failures (G5) at first-step ratios >= 0.083
+# (Post-LN, 12 layers), >= 0.14 (Post-LN, 6) and >= 0.28 (Pre-LN, 6), while healthy setups sit
+# at 0.02-0.05 (AdamW 1e-3 on default-init layers of fan-in 100-3000: lr * sqrt(3 fan_in)).
+# D3's 1e-2 warning would flag all of those, so the warning starts at D3's "high" mark.
+RATIO_WARNING = 0.1
+# An update as large as the weight itself: the first step overwrites the layer's initialization.
+RATIO_ERROR = 1.0
+
+
+class FirstUpdateTooLarge(Rule):
+    """
+    ## What it does
+    Runs the configured optimizer's first step (on copies of the parameters, with
+    `gradient_clip_val` applied) and flags weight tensors whose update is large relative to
+    the weight: ||update|| / ||W|| >= 0.1 warns, >= 1 is an error. It reports the largest
+    ratio and how many tensors exceed the threshold.
+
+    ## Why is this bad?
+    A healthy step changes each weight by about 0.1% (cs231n). Adam's first step is about
+    lr * sign(g) in every entry, so its relative size is lr / RMS(W) = lr * sqrt(3 * fan_in)
+    for PyTorch's default init: lr 0.01 on a 1024-wide layer rewrites 55% of the weight in one
+    step, before the second-moment estimate has settled. Transformers trained without warmup
+    diverge once this ratio passes ~0.1 (theory.md D3, G5); SGD's ratio is lr * ||g|| / ||W||
+    and grows with the gradient norm.
+
+    ## Example
+    ```python
+    def configure_optimizers(model):
+        return torch.optim.Adam(model.parameters(), lr=0.1)   # first step = 280% of fc1.weight
+    ```
+
+    ## Use instead
+    ```python
+    def configure_optimizers(model):
+        return torch.optim.Adam(model.parameters(), lr=1e-3)  # 2.8%; or keep lr and add warmup
+    ```
+
+    ## References
+    - Karpathy, CS231n notes, "ratio of weights:updates" (~1e-3)
+    - Liu et al. 2019, On the Variance of the Adaptive Learning Rate and Beyond (RAdam), arXiv:1908.03265
+    - Xiong et al. 2020, On Layer Normalization in the Transformer Architecture, arXiv:2002.04745
+    """
+
+    code = "GL601"
+    name = "first-update-too-large"
+    family = "optimizer"
+    severity = Severity.WARNING
+    stages = frozenset({Stage.PROBE})
+
+    INVALID = ('''
+import torch
+import torch.nn as nn
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(256, 64)  # expect: GL601
+        self.fc2 = nn.Linear(64, 10)
+
+    def forward(self, x):
+        return self.fc2(torch.relu(self.fc1(x)))
+
+def build_model():
+    return Net()
+
+def configure_optimizers(model):
+    return torch.optim.Adam(model.parameters(), lr=0.1)
+''',)
+    VALID = ('''
+import torch
+import torch.nn as nn
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(256, 64)
+        self.fc2 = nn.Linear(64, 10)
+
+    def forward(self, x):
+        return self.fc2(torch.relu(self.fc1(x)))
+
+def build_model():
+    return Net()
+
+def configure_optimizers(model):
+    return torch.optim.Adam(model.parameters(), lr=1e-3)
+''',)
+
+    def check(self, ctx: RuleContext):
+        step = first_step_of(ctx)
+        if step is None:
+            return
+        ratios = first_update_ratios(ctx, step)
+        large = [r for r in ratios if r.ratio >= RATIO_WARNING]
+        if not large:
+            return
+        worst = large[0]
+        optimizer = ctx.spec.optimizer
+        others = f"; {len(large) - 1} more of {len(ratios)} weight tensors exceed {RATIO_WARNING:g}" if len(large) > 1 else ""
+        # The first step of SGD, momentum and Adam(W) is linear in lr: this lr puts the worst ratio at the threshold.
+        safe_lr = optimizer.lr * RATIO_WARNING / worst.ratio
+        site = optimizer_site(ctx)
+        yield self.finding(
+            ctx,
+            f"the first {optimizer.describe()} step changes {worst.name} by {worst.ratio:.3g}x its norm "
+            f"(update RMS {worst.update_rms:.3g} vs weight RMS {worst.weight_rms:.3g}){others}"
+            f"{clipping_note(ctx, step)}",
+            module=worst.module,
+            fix=Fix(f"lower lr to <= {format_lr(safe_lr)} (keeps every first update under {RATIO_WARNING:g}x its "
+                    "weight), or warm the lr up over the first ~1000 steps",
+                    site.with_lr(safe_lr, optimizer.name)),
+            severity=Severity.ERROR if worst.ratio >= RATIO_ERROR else Severity.WARNING,
+            weight=_weight(worst.ratio),
+        )
+
+
+def _weight(ratio: float) -> float:
+    """0.15 at the warning threshold, 0.7 at an update as large as the weight, 0.85 at 10x."""
+    decades = math.log10(ratio / RATIO_WARNING)
+    return min(0.85, 0.15 + 0.55 * decades) if decades <= 1 else min(0.85, 0.7 + 0.15 * (decades - 1))

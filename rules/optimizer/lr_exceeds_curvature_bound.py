@@ -1,0 +1,156 @@
+"""GL602 lr-exceeds-curvature-bound."""
+
+from __future__ import annotations
+
+import math
+
+from gradlint.findings import Fix, Severity, Stage
+from gradlint.rule import Rule, RuleContext
+from gradlint.rules.optimizer._common import first_step_of, format_lr, is_piecewise_linear, optimizer_site
+
+# Optimizers whose stability on a quadratic is lr * lambda_max against a fixed bound.
+GRADIENT_DESCENT = {"SGD", "ASGD"}
+# Lanczos iterations (one Hessian-vector product each) for the top eigenvalue: 8 come within
+# ~1% on the MLPs, CNNs and RNNs we measured; --thorough adds random restarts.
+ITERATIONS, THOROUGH_ITERATIONS, THOROUGH_RESTARTS = 8, 20, 2
+# lr * lambda / bound above which divergence is likely, not just a catapult (theory.md D2, G6):
+# smooth nets (tanh) diverge from 4/lambda = 2x the GD bound; ReLU nets catapulted up to
+# 24/lambda and diverged at 40/lambda = 20x.
+STRONG_SMOOTH, STRONG_PIECEWISE_LINEAR = 2.0, 20.0
+# With gradient clipping at c every step is at most lr * c / (1 - momentum): the loss can then
+# jump by at most lambda/2 * step^2. Below the initial loss, clipping contains the instability.
+CLIPPED_WEIGHT_FACTOR = 0.5
+MAX_MOMENTUM = 0.999  # keeps lr * clip / (1 - momentum) finite
+
+
+class LrExceedsCurvatureBound(Rule):
+    """
+    ## What it does
+    Estimates the top eigenvalue lambda of the loss Hessian at initialization on the example
+    batch (Lanczos on Hessian-vector products) and flags SGD learning rates above the
+    stability bound: lr * lambda > 2, or 2 + 2*momentum with heavy-ball momentum, or
+    (2 + 2*momentum) / (1 + 2*momentum) with Nesterov. With `gradient_clip_val` set, it stays
+    quiet when clipping bounds the loss jump lambda/2 * (lr * clip)^2 below the initial loss.
+
+    ## Why is this bad?
+    On a quadratic, gradient descent multiplies the error along the top curvature direction by
+    |1 - lr * lambda| per step: above 2/lambda it grows geometrically (Cohen et al. 2021).
+    Networks survive up to ~4/lambda by a "catapult" that flattens the surface, and diverge
+    beyond (Lewkowycz et al. 2020; measured in theory.md G6: tanh nets diverge at 4.5/lambda,
+    ReLU nets at 40/lambda).
+
+    ## Example
+    ```python
+    def configure_optimizers(model):
+        return torch.optim.SGD(model.parameters(), lr=0.5)   # lambda = 48: lr * lambda = 24
+    ```
+
+    ## Use instead
+    ```python
+    def configure_optimizers(model):
+        return torch.optim.SGD(model.parameters(), lr=0.02)  # below 1/lambda
+    ```
+
+    ## References
+    - Cohen et al. 2021, Gradient Descent on Neural Networks Typically Occurs at the Edge of Stability, arXiv:2103.00065
+    - Lewkowycz et al. 2020, The large learning rate phase of deep learning: the catapult mechanism, arXiv:2003.02218
+    - Pascanu, Mikolov, Bengio 2013, On the difficulty of training recurrent neural networks (clipping), arXiv:1211.5063
+    """
+
+    code = "GL602"
+    name = "lr-exceeds-curvature-bound"
+    family = "optimizer"
+    severity = Severity.WARNING
+    stages = frozenset({Stage.PROBE})
+
+    INVALID = ('''
+import torch
+import torch.nn as nn
+
+def build_model():
+    return nn.Sequential(nn.Linear(32, 64), nn.Tanh(), nn.Linear(64, 10))
+
+def example_inputs():
+    return (torch.randn(16, 32) * 3,)
+
+def configure_optimizers(model):
+    return torch.optim.SGD(model.parameters(), lr=20.0)  # expect: GL602
+''',)
+    VALID = ('''
+import torch
+import torch.nn as nn
+
+def build_model():
+    return nn.Sequential(nn.Linear(32, 64), nn.Tanh(), nn.Linear(64, 10))
+
+def example_inputs():
+    return (torch.randn(16, 32) * 3,)
+
+def configure_optimizers(model):
+    return torch.optim.SGD(model.parameters(), lr=0.1)
+''',)
+
+    def check(self, ctx: RuleContext):
+        optimizer = ctx.spec.optimizer
+        if optimizer is None or optimizer.name not in GRADIENT_DESCENT or optimizer.lr <= 0:
+            return
+        step = first_step_of(ctx)
+        if step is None:
+            return
+        eigenvalue = _top_eigenvalue(ctx, step.gradient)
+        if not math.isfinite(eigenvalue) or eigenvalue <= 0:
+            return
+        bound = stability_bound(optimizer)
+        ratio = optimizer.lr * eigenvalue / bound
+        if ratio <= 1.0:
+            return
+        clip = ctx.spec.gradient_clip_val
+        max_step = optimizer.lr * clip / (1 - min(optimizer.momentum, MAX_MOMENTUM)) if clip else math.inf
+        if eigenvalue / 2 * max_step ** 2 <= step.loss:
+            return  # clipping keeps every loss jump below the loss itself
+        strong = STRONG_PIECEWISE_LINEAR if is_piecewise_linear(ctx.trace) else STRONG_SMOOTH
+        weight = _weight(ratio, strong) * (CLIPPED_WEIGHT_FACTOR if clip else 1.0)
+        safe_lr = bound / eigenvalue / 2
+        # The clip value at which a clipped step's loss jump lambda/2 * step^2 equals the loss.
+        safe_clip = math.sqrt(2 * step.loss / eigenvalue) * (1 - min(optimizer.momentum, MAX_MOMENTUM)) / optimizer.lr
+        clip_note = (f"; gradient_clip_val={clip:g} lets the loss jump by up to {eigenvalue / 2 * max_step ** 2:.3g}"
+                     if clip else "")
+        yield self.finding(
+            ctx,
+            f"lr {optimizer.lr:g} x top Hessian eigenvalue {eigenvalue:.3g} = {optimizer.lr * eigenvalue:.3g} exceeds "
+            f"{optimizer.describe()}'s stability bound {bound:.3g} (lr < {bound:.3g}/lambda = {bound / eigenvalue:.3g}): "
+            f"the error along the top curvature direction grows every step{clip_note}",
+            location=optimizer_site(ctx).location,
+            fix=Fix(f"use lr <= {format_lr(safe_lr)}, or clip gradients at gradient_clip_val = {safe_clip:.2g}",
+                    optimizer_site(ctx).with_lr(safe_lr, optimizer.name)),
+            severity=Severity.ERROR if ratio >= strong and not clip else Severity.WARNING,
+            weight=weight,
+        )
+
+
+def stability_bound(optimizer) -> float:
+    """lr * lambda_max above which (heavy-ball / Nesterov) gradient descent diverges on a
+    quadratic (theory.md D1)."""
+    beta = optimizer.momentum
+    if optimizer.nesterov and beta:
+        return (2 + 2 * beta) / (1 + 2 * beta)
+    return 2 + 2 * beta
+
+
+def _top_eigenvalue(ctx: RuleContext, gradient) -> float:
+    from gradlint.curvature import loss_surface, top_eigenvalue
+
+    iterations = THOROUGH_ITERATIONS if ctx.thorough else ITERATIONS
+    restarts = THOROUGH_RESTARTS if ctx.thorough else 0
+    with loss_surface(ctx.spec, ctx.device, ctx.seed) as surface:
+        try:
+            return top_eigenvalue(surface, iterations, start=gradient, restarts=restarts).value
+        finally:
+            ctx.count_passes(**surface.passes)
+
+
+def _weight(ratio: float, strong: float) -> float:
+    """0.3 just above the bound, rising to 0.65 at the divergence mark `strong`; 0.75-0.9 past it."""
+    if ratio < strong:
+        return 0.3 + 0.35 * math.log(ratio) / math.log(strong)
+    return min(0.9, 0.75 + 0.15 * math.log10(ratio / strong))

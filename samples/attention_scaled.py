@@ -1,0 +1,64 @@
+"""Hand-written single-head attention with the 1/sqrt(d) scale and a log_softmax loss: the healthy twin of attention_unscaled.py.
+
+Problem 1: with q and k of unit variance per coordinate, q . k over d = 64 dimensions has standard
+deviation sqrt(64) = 8. The softmax over such scores is nearly one-hot, and its Jacobian
+diag(p) - p p^T is then ~0: the query and key projections receive almost no gradient, while
+training that grows q and k only saturates it further ("we suspect that for large values of d_k,
+the dot products grow large in magnitude, pushing the softmax function into regions where it has
+extremely small gradients", Vaswani et al. 2017, "Attention Is All You Need", section 3.2.1).
+Problem 2: loss_fn takes torch.log of a softmax. Once a logit trails the largest by more than
+~104 (float32), softmax underflows to 0 and log gives -inf: the loss becomes inf and the
+gradient NaN, where F.log_softmax (log-sum-exp) stays finite.
+Twin: attention_scaled.py divides the scores by sqrt(d) and uses F.log_softmax.
+
+Measured (see samples/README.md): MEASURE.
+"""
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+D, VOCAB, BATCH, SEQ_LEN = 64, 16, 8, 16
+
+
+class SingleHeadAttention(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(VOCAB, D)  # N(0, 1) entries
+        self.pos = nn.Embedding(SEQ_LEN, D)
+        self.q = nn.Linear(D, D)
+        self.k = nn.Linear(D, D)
+        self.v = nn.Linear(D, D)
+        self.out = nn.Linear(D, VOCAB)
+        self._init_weights()
+
+    def _init_weights(self):
+        for proj in (self.q, self.k, self.v):
+            nn.init.xavier_normal_(proj.weight)  # keeps q, k, v at unit variance per coordinate
+            nn.init.zeros_(proj.bias)
+
+    def forward(self, tokens):
+        x = self.embed(tokens) + self.pos(torch.arange(tokens.shape[1]))
+        q, k, v = self.q(x), self.k(x), self.v(x)
+        scores = q @ k.transpose(-2, -1) / math.sqrt(D)  # unit-variance scores
+        return self.out(torch.softmax(scores, dim=-1) @ v)  # (batch, seq, vocab)
+
+
+def build_model():
+    return SingleHeadAttention()
+
+
+def example_inputs():
+    g = torch.Generator().manual_seed(0)
+    return (torch.randint(0, VOCAB, (BATCH, SEQ_LEN), generator=g),)
+
+
+def example_targets():
+    return example_inputs()[0].flip(1)  # task: reverse the sequence (needs attention across positions)
+
+
+def loss_fn(output, targets):
+    log_probs = F.log_softmax(output, dim=-1)  # log-sum-exp: finite for any finite logits
+    return -log_probs.gather(-1, targets.unsqueeze(-1)).mean()

@@ -1,0 +1,51 @@
+"""A 12-layer Post-LN Transformer encoder (norm_first=False) trained with Adam at lr 5e-3 and no warmup.
+
+Problem: in a Post-LN layer the LayerNorm sits after the residual add, x = LN(x + F(x)), so the
+gradient to earlier layers must pass through every LayerNorm on the main path. At init the
+gradient near the output is large and Adam's first updates, at full learning rate without a
+warmup, are big relative to the weights; deep Post-LN stacks then diverge or get stuck (Xiong et
+al. 2020, "On Layer Normalization in the Transformer Architecture"; Liu et al. 2020, "Understanding
+the Difficulty of Training Transformers").
+Twin: transformer_pre_ln.py sets norm_first=True (x = x + F(LN(x)), a clean identity path), adds a
+final LayerNorm and uses lr 1e-3.
+
+Measured (see samples/README.md): MEASURE.
+"""
+
+import torch
+import torch.nn as nn
+
+LAYERS, D_MODEL, HEADS, VOCAB, BATCH, SEQ_LEN = 12, 32, 4, 32, 8, 16
+
+
+class PreLNEncoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(VOCAB, D_MODEL)
+        self.pos = nn.Parameter(torch.randn(SEQ_LEN, D_MODEL) * 0.02)
+        layer = nn.TransformerEncoderLayer(D_MODEL, HEADS, dim_feedforward=4 * D_MODEL, dropout=0.0,
+                                           batch_first=True, norm_first=True)  # Pre-LN
+        self.encoder = nn.TransformerEncoder(layer, num_layers=LAYERS, enable_nested_tensor=False,
+                                             norm=nn.LayerNorm(D_MODEL))
+        self.head = nn.Linear(D_MODEL, VOCAB)
+
+    def forward(self, tokens):
+        return self.head(self.encoder(self.embed(tokens) + self.pos))  # (batch, seq, vocab)
+
+
+def build_model():
+    return PreLNEncoder()
+
+
+def example_inputs():
+    g = torch.Generator().manual_seed(0)
+    return (torch.randint(0, VOCAB, (BATCH, SEQ_LEN), generator=g),)
+
+
+def example_targets():
+    # Task: output the input sequence reversed (needs attention across positions).
+    return example_inputs()[0].flip(1)
+
+
+def configure_optimizers(model):
+    return torch.optim.Adam(model.parameters(), lr=1e-3)

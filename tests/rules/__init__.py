@@ -1,0 +1,1 @@
+"""Focused tests per rule family."""
