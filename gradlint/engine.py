@@ -54,7 +54,7 @@ def lint_spec(spec: ModelSpec, settings: Settings) -> ModelReport:
     if spec.node_names:  # ONNX: name the node the user knows, not the sanitized module path
         findings = [replace(f, module=spec.node_names.get(f.module, f.module)) for f in findings]
     findings = suppress.apply(findings, spec.path, spec.source_format, rules, settings.suppressions)
-    value = risk.combine(findings)  # before merging: ten bad layers weigh more than one
+    value = risk.combine(findings)
     findings = _merge_same_site([_with_severity(f, settings.severities) for f in findings])
     findings.sort(key=lambda f: (f.location.path, f.location.line, f.location.col, f.code, f.module))
     return ModelReport(

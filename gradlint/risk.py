@@ -1,24 +1,102 @@
 """Combine findings into one explosion risk per model.
 
 Each finding carries its rule's estimate (`weight`) that this cause alone makes training
-diverge. Causes are treated as independent (noisy-OR): risk = 1 - prod(1 - w). The risk is
-monotone: adding a finding, or making one stronger, never lowers it.
+diverge. Per rule family the strongest finding is the evidence, as a hazard h = -ln(1 - w).
+The risk is a logistic model over the families' hazards,
+
+    risk = sigmoid(bias + sum_f a_f * h_f),    a_f >= 0,
+
+fitted on the labelled corpus of real training runs (benchmarks/evaluate.py --fit) and shipped
+as risk_model.json. The weights are kept non-negative, so the risk is monotone: a new finding,
+or a stronger one, never lowers it. Without a fitted model, the families combine as a noisy-OR.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
 
 from gradlint.findings import Finding
 
 LEVELS = ((0.7, "high"), (0.3, "medium"), (0.0, "low"))
+MODEL_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "risk_model.json")
+_MAX_WEIGHT = 0.999  # a finding's weight of 1 would be an infinite hazard
+
+
+def hazard(weight: float) -> float:
+    return -math.log(1.0 - min(max(weight, 0.0), _MAX_WEIGHT))
+
+
+def evidence(findings: Sequence[Finding]) -> dict[str, float]:
+    """Family -> hazard of its strongest finding."""
+    from gradlint.registry import rule_by_code
+
+    result: dict[str, float] = {}
+    for finding in findings:
+        rule = rule_by_code(finding.code)
+        family = rule.family if rule is not None else finding.code[:3]
+        result[family] = max(result.get(family, 0.0), hazard(finding.weight))
+    return result
+
+
+def combine_evidence(evidence_by_family: Mapping[str, float]) -> float:
+    """Noisy-OR over families: each family an independent cause."""
+    return 1.0 - math.exp(-sum(evidence_by_family.values()))
 
 
 def combine(findings: Sequence[Finding]) -> float:
-    survive = 1.0
-    for finding in findings:
-        survive *= 1.0 - finding.weight
-    return 1.0 - survive
+    model = shipped_model()
+    found = evidence(findings)
+    return predict(model, found) if model is not None else combine_evidence(found)
+
+
+@functools.cache
+def shipped_model() -> dict | None:
+    try:
+        with open(MODEL_PATH) as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        return None
+
+
+def predict(model: Mapping, evidence_by_family: Mapping[str, float]) -> float:
+    # A family the model never saw (a third-party rule) counts like an average fitted family.
+    weights = model["weights"]
+    default = sum(weights.values()) / len(weights) if weights else 1.0
+    z = model["bias"] + sum(weights.get(f, default) * h for f, h in evidence_by_family.items())
+    return 1.0 / (1.0 + math.exp(-max(min(z, 60.0), -60.0)))
+
+
+def fit(evidences: Sequence[Mapping[str, float]], labels: Sequence[bool], l2: float = 0.05,
+        steps: int = 3000, lr: float = 0.5) -> dict:
+    """Logistic regression with non-negative family weights, by projected gradient descent.
+
+    The corpus is small, so a light L2 penalty keeps the weights sane. Runs in the benchmark
+    only (numpy); predicting at lint time needs no solver.
+    """
+    import numpy as np
+
+    families = sorted({f for e in evidences for f in e})
+    x = np.array([[e.get(f, 0.0) for f in families] for e in evidences], dtype=float).reshape(len(evidences), -1)
+    y = np.array([1.0 if label else 0.0 for label in labels])
+    bias, weights = 0.0, np.ones(len(families))
+    for _ in range(steps):
+        p = 1.0 / (1.0 + np.exp(-np.clip(bias + x @ weights, -60, 60)))
+        bias -= lr * float(np.mean(p - y))
+        weights = np.maximum(0.0, weights - lr * (x.T @ (p - y) / len(y) + l2 * weights))
+    return {"bias": bias, "weights": dict(zip(families, weights.tolist())), "l2": l2, "cases": len(y),
+            "positives": int(y.sum())}
+
+
+def save(model: Mapping, path: str) -> None:
+    rounded = {**model, "bias": round(model["bias"], 4),
+               "weights": {f: round(w, 4) for f, w in sorted(model["weights"].items())}}
+    with open(path, "w") as handle:
+        json.dump(rounded, handle, indent=2)
+        handle.write("\n")
 
 
 def level(risk: float) -> str:

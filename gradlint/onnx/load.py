@@ -2,9 +2,11 @@
 
 The file is parsed once without its external data; the checker (path form, which finds
 external files next to the model and works past protobuf's 2 GB limit) and shape inference
-run on that small proto, and only then are the external tensors read, once, into the
-inferred proto. Reading them first would make shape inference serialize every weight, and
-fail outright for models over 2 GB.
+run on that small proto. External tensors are never read into the proto: their `location`
+is made absolute and checked against the file's size here, and the converter reads each one,
+once, straight into the torch tensor that holds it (tensors.to_tensor). Reading them into the
+proto first would keep two copies of every weight alive during conversion, make shape
+inference serialize every weight, and fail outright for models over 2 GB.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ import os
 
 import onnx
 from google.protobuf.message import DecodeError
-from onnx.external_data_helper import load_external_data_for_model, uses_external_data
+from onnx.external_data_helper import uses_external_data
 
 from gradlint.errors import LoadError
+from gradlint.onnx.tensors import external_data, nbytes
 
 LFS_POINTER = b"version https://git-lfs.github.com/spec/v1"
 
@@ -33,10 +36,7 @@ def load_onnx(path: str) -> onnx.ModelProto:
         model = onnx.shape_inference.infer_shapes(model)
     except Exception as error:  # InferenceError, or a C++ error surfacing as RuntimeError
         raise LoadError(f"ONNX shape inference failed: {_first_line(error)}") from None
-    try:
-        load_external_data_for_model(model, base_dir)
-    except (OSError, ValueError, onnx.checker.ValidationError) as error:
-        raise LoadError(f"cannot read external data: {_first_line(error)}") from None
+    _locate_external_data(model, base_dir)
     return model
 
 
@@ -74,6 +74,30 @@ def _check_external_files(model: onnx.ModelProto, base_dir: str) -> None:
         location = next((entry.value for entry in tensor.external_data if entry.key == "location"), "")
         if not os.path.isfile(os.path.join(base_dir, location)):
             raise LoadError(f"external data file '{location}' (tensor '{tensor.name}') not found next to the model")
+
+
+def _locate_external_data(model: onnx.ModelProto, base_dir: str) -> None:
+    """Point every external tensor at its file's absolute path, after checking the file holds it."""
+    sizes: dict[str, int] = {}
+    for tensor in _tensors(model.graph):
+        if not uses_external_data(tensor):
+            continue
+        location, offset, length = external_data(tensor)
+        path = os.path.join(base_dir, location)
+        if path not in sizes:
+            sizes[path] = os.path.getsize(path)
+        try:
+            needed = nbytes(tensor)
+        except TypeError as error:
+            raise LoadError(f"external tensor '{tensor.name}': {error}") from None
+        if length is not None and length < needed:
+            raise LoadError(f"external tensor '{tensor.name}' declares {length} bytes but its shape needs {needed}")
+        if offset + needed > sizes[path]:
+            raise LoadError(f"external data file '{location}' is truncated: tensor '{tensor.name}' needs bytes "
+                            f"{offset}..{offset + needed}, the file has {sizes[path]}")
+        for entry in tensor.external_data:
+            if entry.key == "location":
+                entry.value = os.path.abspath(path)
 
 
 def _tensors(graph: onnx.GraphProto):

@@ -37,8 +37,14 @@ def torch_dtype(elem_type: int) -> torch.dtype:
 
 
 def to_tensor(proto: TensorProto) -> torch.Tensor:
-    """A TensorProto (initializer or attribute) as a torch tensor that owns its memory."""
+    """A TensorProto (initializer or attribute) as a torch tensor that owns its memory.
+
+    External data is read from its file straight into the tensor: the one copy gradlint makes
+    of it (load.py points `location` at the file's absolute path and checks its size).
+    """
     dtype = torch_dtype(proto.data_type)
+    if proto.data_location == TensorProto.EXTERNAL:
+        return _read_external(proto, dtype)
     array = numpy_helper.to_array(proto)
     if array.dtype.kind == "V" or str(array.dtype) == "bfloat16":
         # bfloat16 comes back as an ml_dtypes array torch cannot wrap; float32 holds it exactly.
@@ -46,6 +52,31 @@ def to_tensor(proto: TensorProto) -> torch.Tensor:
     if not array.flags.writeable:  # torch.from_numpy shares memory and wants it writable
         array = array.copy()
     return torch.from_numpy(array).to(dtype)
+
+
+def external_data(proto: TensorProto) -> tuple[str, int, int | None]:
+    """(location, offset, length or None) of a tensor stored in an external file."""
+    entries = {entry.key: entry.value for entry in proto.external_data}
+    length = entries.get("length")
+    return entries.get("location", ""), int(entries.get("offset") or 0), int(length) if length else None
+
+
+def nbytes(proto: TensorProto) -> int:
+    """The size of a tensor's data in bytes (from its dims and type)."""
+    count = 1
+    for dim in proto.dims:
+        count *= dim
+    return count * torch.empty((), dtype=torch_dtype(proto.data_type)).element_size()
+
+
+def _read_external(proto: TensorProto, dtype: torch.dtype) -> torch.Tensor:
+    location, offset, _ = external_data(proto)
+    size = nbytes(proto)
+    data = np.fromfile(location, dtype=np.uint8, count=size, offset=offset)  # a writable array of its own
+    tensor = torch.from_numpy(data)
+    if tensor.numel() != size:
+        raise OSError(f"external data file '{location}' ends before tensor '{proto.name}'")
+    return tensor.view(dtype).reshape(tuple(proto.dims))
 
 
 def attributes(node: onnx.NodeProto) -> dict[str, Any]:

@@ -91,21 +91,20 @@ class TimeProfile:
     """||dloss/dx_t|| at each time step t of a recurrent layer's input."""
 
     norms: tuple[float, ...]
-    bidirectional: bool
 
     @property
     def growth(self) -> float:
-        """How much larger the gradient is at the step farthest from the loss than at the
-        nearest: first/last step (either way round for bidirectional layers)."""
+        """||dloss/dx_1|| / ||dloss/dx_T||: how much larger the gradient is after travelling back
+        through all T - 1 steps than at the last step. NaN when the loss does not read the last
+        step. Bidirectional layers are judged along their forward direction: at the input the
+        reverse direction's gradient mixes in, and a large last/first ratio there usually means
+        the forward direction vanishes, not that the reverse one explodes."""
         first, last = self.norms[0], self.norms[-1]
-        forward = first / last if last > 0 else math.inf
-        if not self.bidirectional:
-            return forward
-        return max(forward, last / first if first > 0 else math.inf)
+        return first / last if last > 0 else math.nan
 
     @property
     def per_step(self) -> float:
-        return self.growth ** (1 / max(len(self.norms) - 1, 1)) if math.isfinite(self.growth) else math.inf
+        return self.growth ** (1 / max(len(self.norms) - 1, 1))
 
 
 def gradient_through_time(ctx: RuleContext) -> dict[str, TimeProfile]:
@@ -152,7 +151,7 @@ def _profile(module: Any, sequence: Any, grad: Any) -> TimeProfile:
     time_dim = 1 if module.batch_first and sequence.dim() == 3 else 0
     steps = grad.detach().float().movedim(time_dim, 0).reshape(grad.shape[time_dim], -1)
     steps = steps.nan_to_num(nan=0.0, posinf=3e38, neginf=-3e38)
-    return TimeProfile(tuple(float(n) for n in steps.norm(dim=1)), bool(module.bidirectional))
+    return TimeProfile(tuple(float(n) for n in steps.norm(dim=1)))
 
 
 def clipping_mitigates(ctx: RuleContext) -> str:

@@ -1,0 +1,230 @@
+"""Check gradlint's risk against real training runs: the labelled corpus in benchmarks/cases.
+
+    python benchmarks/evaluate.py [--truth benchmarks/truth.json] [--out benchmarks/evaluation.json]
+                                  [--fit gradlint/risk_model.json]
+
+For every case it runs gradlint exactly as a user would (the model file's conventions only: it
+never reads `make_batch` or `TRAIN_STEPS`), and, in the same run on the same example batch, three
+baselines:
+  - AUTOTRAINER's rule: ||grad W_first|| / ||grad W_last|| > 70 (monitor.py, ICSE'21);
+  - a global gradient norm above 100 at init (torch-audit TA102, trainpulse);
+  - a dry run: 10 real optimizer steps on the example batch, judged by the corpus's own
+    divergence criteria (non-finite, grad norm > 1000x step 0 or > 1e6, loss > 10x step 0).
+It prints AUROC of each score against DIVERGED (and against DIVERGED or STALLED), precision,
+recall and false-positive rate at each default threshold, and per-rule precision.
+
+gradlint's risk is a logistic calibration of its rules' evidence (gradlint/risk_model.json).
+Its AUROC here is cross-validated: each case is scored by a model fitted without it and without
+its twins (cases sharing a name stem), so no case scores itself. `--fit PATH` refits the shipped
+calibration on the whole corpus and writes it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import os
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from gradlint.discover import Target  # noqa: E402
+from gradlint.engine import Settings, lint_spec  # noqa: E402
+from gradlint.load import load_target  # noqa: E402
+from gradlint.losses import training_loss  # noqa: E402
+from gradlint.registry import all_rules  # noqa: E402
+from gradlint import risk as risk_model  # noqa: E402
+
+DRY_RUN_STEPS = 10
+AUTOTRAINER_THRESHOLD = 70.0
+GLOBAL_NORM_THRESHOLD = 100.0
+
+
+@dataclass
+class CaseResult:
+    name: str
+    label: str
+    diverged_fraction: float
+    risk: float = float("nan")
+    evidence: dict = field(default_factory=dict)  # family -> strongest finding weight
+    codes: list = field(default_factory=list)
+    passes: dict = field(default_factory=dict)
+    seconds: float = 0.0
+    autotrainer_ratio: float = float("nan")
+    init_grad_norm: float = float("nan")
+    dry_run_score: float = float("nan")
+    error: str | None = None
+
+
+def lint_case(path: str, result: CaseResult) -> None:
+    start = time.perf_counter()
+    spec = load_target(Target(path))
+    report = lint_spec(spec, Settings(rules=all_rules()))
+    result.seconds = time.perf_counter() - start
+    result.risk = report.risk
+    result.evidence = risk_model.evidence(report.findings)
+    result.codes = sorted({f.code for f in report.findings})
+    result.passes = dict(report.passes)
+
+
+def baselines(path: str, result: CaseResult) -> None:
+    """The three baselines, on a freshly loaded model (the same seed and example batch)."""
+    spec = load_target(Target(path))
+    model = spec.model
+    model.train()
+    loss, _ = training_loss(model(*spec.inputs), spec.targets, spec.loss_fn)
+    loss.backward()
+    weights = [p for name, p in model.named_parameters() if p.dim() >= 2 and p.grad is not None]
+    norms = [float(p.grad.norm()) for p in weights]
+    result.autotrainer_ratio = norms[0] / norms[-1] if norms and norms[-1] > 0 else float("inf")
+    total = math.sqrt(sum(float(p.grad.norm()) ** 2 for p in model.parameters() if p.grad is not None))
+    result.init_grad_norm = total if math.isfinite(total) else float("inf")
+    model.zero_grad(set_to_none=True)
+    result.dry_run_score = dry_run(spec)
+
+
+def dry_run(spec) -> float:
+    """Ten real optimizer steps on the example batch; score = worst growth of loss or grad norm."""
+    model = copy.deepcopy(spec.model)
+    optimizer = type(spec.optimizer_object)(model.parameters(), **_hyper(spec.optimizer_object))
+    loss0 = grad0 = None
+    worst = 0.0
+    for _ in range(DRY_RUN_STEPS):
+        loss, _ = training_loss(model(*spec.inputs), spec.targets, spec.loss_fn)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        max_norm = spec.gradient_clip_val or float("inf")
+        grad = float(torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm))
+        value = float(loss)
+        if not (math.isfinite(value) and math.isfinite(grad)):
+            return float("inf")
+        if loss0 is None:
+            loss0, grad0 = abs(value) or 1e-12, grad or 1e-12
+        # Normalized so 1.0 is the protocol's divergence line: grad x1000, loss x10, grad 1e6.
+        worst = max(worst, grad / grad0 / 1000, abs(value) / loss0 / 10, grad / 1e6)
+        optimizer.step()
+    return worst
+
+
+def _hyper(optimizer) -> dict:
+    group = optimizer.param_groups[0]
+    return {k: v for k, v in group.items() if k in optimizer.defaults and k != "params"}
+
+
+# --------------------------------------------------------------------------- metrics
+
+def auroc(scores, labels) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    scores = np.nan_to_num(np.asarray(scores, float), nan=0.0, posinf=1e300)
+    return float(roc_auc_score(labels, scores)) if 0 < sum(labels) < len(labels) else float("nan")
+
+
+def confusion(predicted, labels) -> dict:
+    tp = sum(p and y for p, y in zip(predicted, labels))
+    fp = sum(p and not y for p, y in zip(predicted, labels))
+    fn = sum((not p) and y for p, y in zip(predicted, labels))
+    tn = sum((not p) and (not y) for p, y in zip(predicted, labels))
+    return {"precision": tp / (tp + fp) if tp + fp else float("nan"), "recall": tp / (tp + fn) if tp + fn else float("nan"),
+            "fpr": fp / (fp + tn) if fp + tn else float("nan"), "tp": tp, "fp": fp, "fn": fn, "tn": tn}
+
+
+def twin_group(name: str) -> str:
+    """Cases that vary one factor share everything but their last name part (mlp_relu_sgd_lr0p3
+    and mlp_relu_sgd_lr0p15): leave them out together so a twin cannot leak its label."""
+    return name.rsplit("_", 1)[0]
+
+
+def cross_validated_risk(results: list[CaseResult]) -> list[float]:
+    labels = [r.label == "DIVERGED" for r in results]
+    groups = [twin_group(r.name) for r in results]
+    scores = []
+    for i, held in enumerate(results):
+        train = [j for j in range(len(results)) if groups[j] != groups[i]]
+        model = risk_model.fit([results[j].evidence for j in train], [labels[j] for j in train])
+        scores.append(risk_model.predict(model, held.evidence))
+    return scores
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--truth", default=os.path.join(HERE, "truth.json"))
+    parser.add_argument("--cases", default=os.path.join(HERE, "cases"))
+    parser.add_argument("--out", default=os.path.join(HERE, "evaluation.json"))
+    parser.add_argument("--fit", metavar="PATH", help="refit the calibration on all cases and write it here")
+    parser.add_argument("--only", nargs="*")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+
+    truth = json.load(open(args.truth))["cases"]
+    results = []
+    for name in sorted(truth):
+        if args.only and name not in args.only:
+            continue
+        entry = truth[name]
+        result = CaseResult(name, entry["label"], entry["diverged_fraction"])
+        path = os.path.join(args.cases, name + ".py")
+        try:
+            lint_case(path, result)
+            baselines(path, result)
+        except Exception as error:  # reported, and counted against gradlint below
+            result.error = f"{type(error).__name__}: {error}"
+        results.append(result)
+        print(f"{name:38s} {result.label:9s} risk {result.risk:5.2f}  {','.join(result.codes) or '-':40s}"
+              f" {result.seconds:5.2f}s {result.error or ''}", flush=True)
+
+    ok = [r for r in results if r.error is None]
+    labels = [r.label == "DIVERGED" for r in ok]
+    fails = [r.label != "TRAINED" for r in ok]
+    cv = cross_validated_risk(ok)
+    scores = {
+        "gradlint risk (cross-validated)": (cv, 0.5),
+        "gradlint noisy-OR of rule weights (no fitting)": ([risk_model.combine_evidence(r.evidence) for r in ok], 0.5),
+        "AUTOTRAINER grad ratio first/last > 70": ([r.autotrainer_ratio for r in ok], AUTOTRAINER_THRESHOLD),
+        "global grad norm at init > 100": ([r.init_grad_norm for r in ok], GLOBAL_NORM_THRESHOLD),
+        "dry run: 10 optimizer steps": ([r.dry_run_score for r in ok], 1.0),
+    }
+    print(f"\n{len(ok)} cases ({sum(labels)} DIVERGED, {sum(r.label == 'STALLED' for r in ok)} STALLED, "
+          f"{sum(r.label == 'TRAINED' for r in ok)} TRAINED); {len(results) - len(ok)} failed to run\n")
+    print("| predictor | AUROC (diverged) | AUROC (fails to train) | precision | recall | FPR |")
+    print("|---|---|---|---|---|---|")
+    summary = {}
+    for title, (values, threshold) in scores.items():
+        c = confusion([v >= threshold for v in np.nan_to_num(values, nan=0.0)], labels)
+        row = {"auroc": auroc(values, labels), "auroc_fails_to_train": auroc(values, fails), **c}
+        summary[title] = row
+        print(f"| {title} | {row['auroc']:.3f} | {row['auroc_fails_to_train']:.3f} | {row['precision']:.2f} | "
+              f"{row['recall']:.2f} | {row['fpr']:.2f} |")
+
+    print("\n| rule | fires on | of which DIVERGED | precision |")
+    print("|---|---|---|---|")
+    per_rule = {}
+    for rule in all_rules():
+        fired = [r for r in ok if rule.code in r.codes]
+        if fired:
+            hits = sum(r.label == "DIVERGED" for r in fired)
+            per_rule[rule.code] = {"fires": len(fired), "diverged": hits, "precision": hits / len(fired)}
+            print(f"| {rule.code} {rule.name} | {len(fired)} | {hits} | {hits / len(fired):.2f} |")
+
+    seconds = [r.seconds for r in ok]
+    print(f"\ngradlint time per case: median {statistics.median(seconds):.2f} s, max {max(seconds):.2f} s")
+    json.dump({"summary": summary, "per_rule": per_rule,
+               "cases": [dict(vars(r), cv_risk=s) for r, s in zip(ok, cv)] + [vars(r) for r in results if r.error]},
+              open(args.out, "w"), indent=1, default=float)
+    if args.fit:
+        model = risk_model.fit([r.evidence for r in ok], labels)
+        risk_model.save(model, args.fit)
+        print(f"calibration written to {args.fit}")
+
+
+if __name__ == "__main__":
+    main()
