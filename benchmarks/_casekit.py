@@ -145,6 +145,17 @@ def low_token_fraction_batch(step: int, batch: int = 32, seq_len: int = 15, voca
     return (tokens,), target_scale * (fraction - 0.5) / math.sqrt(0.25 / n)
 
 
+def left_padded_lm_batch(step: int, batch: int = 16, seq_len: int = 16, vocab: int = 128,
+                         max_pad: int = 6) -> tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """lm_batch with 0..max_pad pad positions on the left of each row (as batched generation
+    pipelines do). Inputs (tokens, pad_mask) with pad_mask True at padding; padded targets are
+    -100, which cross_entropy ignores."""
+    (tokens,), targets = lm_batch(step, batch, seq_len, vocab)
+    pad = torch.randint(0, max_pad + 1, (batch, 1), generator=generator(step, salt=6))
+    pad_mask = torch.arange(seq_len)[None, :] < pad
+    return (tokens.masked_fill(pad_mask, 0), pad_mask), targets.masked_fill(pad_mask, -100)
+
+
 def lm_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy over all positions of (B, T, V) logits."""
     return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
@@ -359,18 +370,23 @@ class SelfAttention(nn.Module):
     """Hand-written causal multi-head self-attention; softmax(q k^T * scale) v.
 
     `scale` is explicit so a case can show it: head_dim ** -0.5 is the standard choice.
+    Blocked scores (future positions, padded keys) are filled with `mask_value`; with -inf a
+    query that sees only padding gets a row of -inf and softmax returns NaN.
     """
 
-    def __init__(self, d_model: int, heads: int, scale: float):
+    def __init__(self, d_model: int, heads: int, scale: float, mask_value: float = float("-inf")):
         super().__init__()
-        self.heads, self.scale = heads, scale
+        self.heads, self.scale, self.mask_value = heads, scale, mask_value
         self.qkv = nn.Linear(d_model, 3 * d_model)
         self.out = nn.Linear(d_model, d_model)
 
-    def forward(self, x):
+    def forward(self, x, pad_mask=None):
         b, t, d = x.shape
         q, k, v = self.qkv(x).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        scores = (q @ k.transpose(-1, -2)) * self.scale + causal_mask(t)
+        blocked = torch.ones(t, t, dtype=torch.bool).triu(1)  # (T, T): no looking ahead
+        if pad_mask is not None:  # (B, T), True at padding: no attending to padded keys
+            blocked = blocked | pad_mask[:, None, None, :]
+        scores = ((q @ k.transpose(-1, -2)) * self.scale).masked_fill(blocked, self.mask_value)
         mixed = torch.softmax(scores, dim=-1) @ v
         return self.out(mixed.transpose(1, 2).reshape(b, t, d))
 
@@ -378,11 +394,13 @@ class SelfAttention(nn.Module):
 class HandwrittenTransformerLM(nn.Module):
     """Causal LM of `layers` residual blocks x + attn(norm(x)), x + mlp(norm(x)).
 
-    prenorm=False drops every LayerNorm (a plain residual stack); attn_scale goes to SelfAttention.
+    prenorm=False drops every LayerNorm (a plain residual stack); attn_scale and mask_value go to
+    SelfAttention. forward(tokens, pad_mask=None) takes an optional (B, T) bool padding mask.
     """
 
     def __init__(self, vocab: int, d_model: int = 64, heads: int = 4, layers: int = 2,
-                 attn_scale: float | None = None, prenorm: bool = True, max_len: int = 32):
+                 attn_scale: float | None = None, prenorm: bool = True, max_len: int = 32,
+                 mask_value: float = float("-inf")):
         super().__init__()
         scale = attn_scale if attn_scale is not None else (d_model // heads) ** -0.5
 
@@ -392,7 +410,7 @@ class HandwrittenTransformerLM(nn.Module):
         self.embed = nn.Embedding(vocab, d_model)
         self.pos = nn.Parameter(0.02 * torch.randn(max_len, d_model))
         self.attn_norms = nn.ModuleList(norm() for _ in range(layers))
-        self.attns = nn.ModuleList(SelfAttention(d_model, heads, scale) for _ in range(layers))
+        self.attns = nn.ModuleList(SelfAttention(d_model, heads, scale, mask_value) for _ in range(layers))
         self.mlp_norms = nn.ModuleList(norm() for _ in range(layers))
         self.mlps = nn.ModuleList(
             nn.Sequential(nn.Linear(d_model, 4 * d_model), nn.GELU(), nn.Linear(4 * d_model, d_model))
@@ -400,9 +418,22 @@ class HandwrittenTransformerLM(nn.Module):
         self.final_norm = norm()
         self.head = nn.Linear(d_model, vocab)
 
-    def forward(self, tokens):
+    def forward(self, tokens, pad_mask=None):
         x = self.embed(tokens) + self.pos[: tokens.shape[1]]
         for attn_norm, attn, mlp_norm, mlp in zip(self.attn_norms, self.attns, self.mlp_norms, self.mlps):
-            x = x + attn(attn_norm(x))
+            x = x + attn(attn_norm(x), pad_mask)
             x = x + mlp(mlp_norm(x))
         return self.head(self.final_norm(x))
+
+
+class FirstTokenClassifier(nn.Module):
+    """Linear head on the first position of an encoder that returns `.last_hidden_state`
+    (e.g. transformers.T5EncoderModel, which has no classification head of its own)."""
+
+    def __init__(self, encoder: nn.Module, hidden: int, classes: int):
+        super().__init__()
+        self.encoder = encoder
+        self.head = nn.Linear(hidden, classes)
+
+    def forward(self, tokens):
+        return self.head(self.encoder(tokens).last_hidden_state[:, 0])

@@ -221,7 +221,7 @@ def init_worker() -> None:
 def run_case(path_str: str) -> tuple[str, dict | None, str | None]:
     """(name, result, error): exactly one of result and error is set."""
     path = Path(path_str)
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     try:
         family = family_of(path.stem)
         case = load_case(path)
@@ -230,7 +230,9 @@ def run_case(path_str: str) -> tuple[str, dict | None, str | None]:
         return path.stem, None, traceback.format_exc(limit=6)
     outcomes = [s["outcome"] for s in seeds]
     result = {"label": majority(outcomes), "diverged_fraction": round(outcomes.count("DIVERGED") / len(SEEDS), 4),
-              "family": family, "seconds": round(time.perf_counter() - start, 2), "seeds": seeds}
+              "family": family, "seconds": round(time.perf_counter() - start, 2),
+              "cpu_seconds": round(time.process_time() - start_cpu, 2),  # wall time suffers on a busy machine
+              "seeds": seeds}
     return path.stem, result, None
 
 
@@ -279,13 +281,24 @@ def summarize(cases: dict) -> dict:
     labels = Counter(c["label"] for c in cases.values())
     return {"n": len(cases), **{label: labels.get(label, 0) for label in ("DIVERGED", "TRAINED", "STALLED")},
             "by_family": {fam: dict(Counter(c["label"] for c in cases.values() if c["family"] == fam))
-                          for fam in sorted({c["family"] for c in cases.values()})}}
+                          for fam in sorted({c["family"] for c in cases.values()})},
+            # Cases whose seeds disagree (boundary cases): their label is a 2-1 majority.
+            "split": sorted(name for name, c in cases.items() if len({s["outcome"] for s in c["seeds"]}) > 1)}
 
 
 def to_json(report: dict) -> str:
     """Indented JSON with every list of numbers on one line (curves stay readable in a diff)."""
     text = json.dumps(report, indent=1)
     return re.sub(r"\[\n\s*([^\[\]{}\"]*?)\n\s*\]", lambda m: "[" + re.sub(r",\n\s*", ", ", m.group(1)) + "]", text) + "\n"
+
+
+def transformers_version() -> str | None:
+    try:
+        from importlib.metadata import version
+
+        return version("transformers")
+    except Exception:  # not installed: the hf_ cases then fail and are reported
+        return None
 
 
 def main(argv=None) -> int:
@@ -303,6 +316,7 @@ def main(argv=None) -> int:
 
     start = time.perf_counter()
     errors: dict[str, str] = {}
+    done: list[str] = []
     for name, result, error in run_all(paths, args.jobs):
         if error:
             errors[name] = error
@@ -310,19 +324,23 @@ def main(argv=None) -> int:
             print(f"{name:<44} ERROR\n{error}", flush=True)
         else:
             cases[name] = result
+            done.append(name)
             print(describe(name, result), flush=True)
     elapsed = time.perf_counter() - start
 
     cases = dict(sorted(cases.items()))
     report = {"protocol": {"description": __doc__.split("\n\n")[2].replace("\n", " "), "seeds": list(SEEDS),
                            "rules": RULES},
-              "torch_version": torch.__version__, "cases": cases, "summary": summarize(cases)}
+              "torch_version": torch.__version__, "transformers_version": transformers_version(),
+              "cases": cases, "summary": summarize(cases)}
     if errors:
         report["errors"] = errors
     args.out.write_text(to_json(report))
 
     s = report["summary"]
-    print(f"\n{len(paths)} case(s) trained in {elapsed:.0f}s with {args.jobs} job(s); corpus now n={s['n']}: "
+    cpu = sum(cases[name]["cpu_seconds"] for name in done)
+    print(f"\n{len(done)} case(s) trained in {elapsed:.0f}s wall ({cpu:.0f}s CPU in workers) with {args.jobs} job(s); "
+          f"corpus now n={s['n']}: "
           f"DIVERGED {s['DIVERGED']}, TRAINED {s['TRAINED']}, STALLED {s['STALLED']}; written to {args.out}")
     if errors:
         print(f"{len(errors)} case(s) FAILED: {', '.join(sorted(errors))}", file=sys.stderr)

@@ -18,6 +18,7 @@ from gradlint.engine import Settings, active_rules, lint_target
 from gradlint.errors import UsageError
 from gradlint.findings import Severity, Stage
 from gradlint.load import Overrides
+from gradlint.losses import LOSSES
 from gradlint.registry import all_rules
 from gradlint.selection import parse_selectors
 
@@ -65,6 +66,8 @@ def _shape(value: str | None) -> tuple[int, ...] | None:
               help="Batch size of the random batch gradlint infers for files without example_inputs().  [default: 8]")
 @click.option("--lr", type=float, help="Learning rate to check instead of the model file's.")
 @click.option("--optimizer", metavar="NAME", help="torch.optim class to check instead of the model file's.")
+@click.option("--loss", type=click.Choice(LOSSES),
+              help="Training loss for files without loss_fn (ONNX files have none).  [default: from the output]")
 @click.option("--device", metavar="DEVICE", help="Where the probe pass runs (cpu, cuda, cuda:1).  [default: cpu]")
 @click.option("--seed", type=int, metavar="N", help="Seed for the model, inputs and probe.  [default: 0]")
 @click.option("--no-probe", is_flag=True, help="Static rules only: do not run the model.")
@@ -90,7 +93,7 @@ def main(paths, **options) -> None:
 
 def _run(paths, *, output_format, output_file, statistics, select, extend_select, ignore, severity, fail_on,
          exit_zero, config_path, isolated, ignore_noqa, baseline_path, write_baseline, list_rules, explain,
-         input_shape, batch_size, lr, optimizer, device, seed, no_probe, thorough, skip_non_models, quiet,
+         input_shape, batch_size, lr, optimizer, loss, device, seed, no_probe, thorough, skip_non_models, quiet,
          verbose) -> int:
     if list_rules:
         click.echo(_rule_table(all_rules()), nl=False)
@@ -105,7 +108,7 @@ def _run(paths, *, output_format, output_file, statistics, select, extend_select
     cli = CliOptions(
         select=parse_selectors(select), extend_select=parse_selectors(extend_select), ignore=parse_selectors(ignore),
         severity=_severities(severity), device=device, seed=seed, batch_size=batch_size, thorough=thorough,
-        probe=not no_probe, input_shape=_shape(input_shape), lr=lr, optimizer=optimizer,
+        probe=not no_probe, input_shape=_shape(input_shape), lr=lr, optimizer=optimizer, loss=loss,
         inline_suppressions=not ignore_noqa)
     resolve_rules(run_config, cli, all_rules())  # unknown selectors are usage errors even with nothing to lint
     if not paths:
@@ -164,7 +167,7 @@ def _plan(target, finder, cli):
         suppressions=suppress.SuppressionConfig(inline=cli.inline_suppressions, ignores=config.per_file_ignores,
                                                 external=config.external))
     overrides = Overrides(input_shape=cli.input_shape or model.input_shape, lr=_first(cli.lr, model.lr),
-                          optimizer=cli.optimizer or model.optimizer, seed=seed,
+                          optimizer=cli.optimizer or model.optimizer, loss=cli.loss or model.loss, seed=seed,
                           batch_size=cli.batch_size or config.batch_size)
     return target, settings, overrides
 

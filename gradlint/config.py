@@ -22,7 +22,12 @@ ignores them all. Command-line options beat the file. Reading a config never imp
     batch-size = 4                      # also: seed, device, thorough
 
     [tool.gradlint.models."research/odd.py"]
-    factory = "make_net"                # also: input-shape, optimizer, lr
+    factory = "make_net"                # also: input-shape, optimizer, lr, loss
+
+    [tool.gradlint.models."exports/*.onnx"]   # an ONNX file holds no training setup
+    optimizer = "SGD"
+    lr = 0.1
+    loss = "cross-entropy"              # or "mse": the loss when the file defines no loss_fn
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ FORMAT_NAMES = tuple(FORMATS)
 _TOP_KEYS = ("select", "extend-select", "ignore", "external", "per-file-ignores", "severity", "fail-on",
              "output-format", "baseline", "probe", "models")
 _PROBE_KEYS = ("batch-size", "seed", "device", "thorough")
-_MODEL_KEYS = ("factory", "input-shape", "optimizer", "lr")
+_MODEL_KEYS = ("factory", "input-shape", "optimizer", "lr", "loss")
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,7 @@ class ModelSettings:
     input_shape: tuple[int, ...] | None = None
     optimizer: str | None = None
     lr: float | None = None
+    loss: str | None = None  # "cross-entropy" or "mse" (losses.LOSSES)
 
 
 @dataclass(frozen=True)
@@ -129,6 +135,7 @@ class CliOptions:
     input_shape: tuple[int, ...] | None = None
     lr: float | None = None
     optimizer: str | None = None
+    loss: str | None = None
     inline_suppressions: bool = True
 
 
@@ -274,6 +281,7 @@ def _parse(table: Any, path: str, prefix: str, text: str) -> Config:
             input_shape=_shape(entry.get("input-shape"), name + ".input-shape", where),
             optimizer=_typed(entry, "optimizer", str, name + ".", where),
             lr=_positive(entry, "lr", float, name + ".", where),
+            loss=_loss(entry, name + ".", where),
         )))
 
     output_format = _typed(table, "output-format", str, prefix, where)
@@ -366,6 +374,15 @@ def _shape(value: Any, name: str, where: str) -> tuple[int, ...] | None:
             not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value):
         raise UsageError(f"{where}: {name} must be a list of positive integers such as [8, 3, 32, 32]")
     return tuple(value)
+
+
+def _loss(table: dict, prefix: str, where: str) -> str | None:
+    from gradlint.losses import LOSSES
+
+    value = _typed(table, "loss", str, prefix, where)
+    if value is not None and value not in LOSSES:
+        raise UsageError(f"{where}: {prefix}loss: {value!r} is not one of {', '.join(LOSSES)}")
+    return value
 
 
 def _severity(value: Any, name: str, where: str) -> Severity:

@@ -10,7 +10,7 @@ passes) and leaves the model and the optimizer exactly as found:
   torch.func.functional_call;
 - the optimizer steps a deep copy of itself whose parameters are clones of the model's;
 - gradients, buffers (BatchNorm running statistics), modes and device are restored by the
-  probe's `_preserved`.
+  probe's `preserved`.
 
 Costs, in passes over the example batch (`LossSurface.passes`; rules report them through
 ctx.count_passes):
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gradlint.losses import training_loss
-from gradlint.probe import _preserved
+from gradlint.probe import preserved
 from gradlint.spec import ModelSpec
 
 # Lanczos stops once the top Ritz value is this close (relative) to an eigenvalue: plenty for
@@ -86,7 +86,8 @@ class LossSurface:
         self.names = tuple(name for name, _ in named)
         self.params = tuple(p for _, p in named)
         self.passes = {"forward": 0, "backward": 0}
-        self._graph_gradient: tuple | None = None
+        self._graph_gradient: tuple | None = None  # the gradient with its graph, kept for HVPs
+        self._double_backward = True  # False once an op in the model turned out not to support it
 
     # -- passes -----------------------------------------------------------------------------
     def loss(self, params: Sequence[Any] | None = None) -> Any:
@@ -100,7 +101,8 @@ class LossSurface:
             output = self.model(*self.inputs)
         else:
             output = functional_call(self.model, dict(zip(self.names, params)), self.inputs)
-        loss, _ = training_loss(output, self.targets, self.spec.loss_fn, self.seed)
+        loss, _ = training_loss(output, self.targets, self.spec.loss_fn, self.seed,
+                                needs_grad=torch.is_grad_enabled(), kind=self.spec.loss)  # shifted_loss: no_grad
         return loss
 
     def gradient(self, params: Sequence[Any] | None = None, create_graph: bool = False) -> tuple:
@@ -116,19 +118,23 @@ class LossSurface:
     def hvp(self, vector: Sequence[Any]) -> tuple:
         """H @ vector: a double backward through one kept graph; finite differences where an op
         in the model has no double backward (fused kernels, cuDNN RNNs)."""
+        if self._double_backward:
+            try:
+                return self._autograd_hvp(vector)
+            except (RuntimeError, NotImplementedError):  # an op without double backward
+                self._double_backward, self._graph_gradient = False, None
+        return self._finite_difference_hvp(vector)
+
+    def _autograd_hvp(self, vector: Sequence[Any]) -> tuple:
         import torch
 
-        try:
-            if self._graph_gradient is None:
-                _, self._graph_gradient = self.gradient(create_graph=True)
-            self.passes["forward"] += 1
-            self.passes["backward"] += 1
-            product = torch.autograd.grad(self._graph_gradient, self.params, grad_outputs=tuple(vector),
-                                          retain_graph=True, allow_unused=True)
-            return tuple(torch.zeros_like(p) if h is None else h.detach() for p, h in zip(self.params, product))
-        except RuntimeError:
-            self._graph_gradient = None
-            return self._finite_difference_hvp(vector)
+        if self._graph_gradient is None:
+            _, self._graph_gradient = self.gradient(create_graph=True)
+        self.passes["forward"] += 1
+        self.passes["backward"] += 1
+        product = torch.autograd.grad(self._graph_gradient, self.params, grad_outputs=tuple(vector),
+                                      retain_graph=True, allow_unused=True)
+        return tuple(torch.zeros_like(p) if h is None else h.detach() for p, h in zip(self.params, product))
 
     def _finite_difference_hvp(self, vector: Sequence[Any]) -> tuple:
         """(grad L(theta + eps v) - grad L(theta - eps v)) / 2 eps."""
@@ -157,7 +163,7 @@ def loss_surface(spec: ModelSpec, device: str = "cpu", seed: int = 0) -> Iterato
     import torch
 
     model = spec.model
-    with _preserved(model), _double_backward_attention():
+    with preserved(model), _double_backward_attention():
         model.to(device)
         model.train()
         inputs = tuple(t.to(device) if isinstance(t, torch.Tensor) else t for t in spec.inputs)
@@ -257,21 +263,28 @@ def directional_curvature(surface: LossSurface, direction: Sequence[Any]) -> flo
 def _step_on_copies(optimizer: Any, info: Any, params: Sequence[Any], grads: Sequence[Any]) -> tuple:
     """Step a copy of `optimizer` whose parameters are clones of `params`; the updates it made."""
     clones = {id(p): p.detach().clone().requires_grad_(p.requires_grad) for p in params}
-    if optimizer is not None:
-        # deepcopy with a memo that maps each model parameter to its clone: the copy holds the
-        # clones in its param groups and state, and the user's optimizer is never touched.
-        twin = copy.deepcopy(optimizer, memo=dict(clones))
-    else:
-        twin = _optimizer_from_info(info, list(clones.values()))
+    twin = _twin(optimizer, info, clones)
     for p, g in zip(params, grads):
         clones[id(p)].grad = g.detach().clone()
     try:
         # The class's step, not the instance attribute: LR schedulers patch `optimizer.step`
         # with a wrapper bound to the original optimizer.
         type(twin).step(twin)
-    except TypeError as error:  # e.g. LBFGS: step() missing the closure
-        raise UnsupportedOptimizer(f"{type(twin).__name__}.step needs the training loop: {error}") from error
+    except (TypeError, RuntimeError, ValueError) as error:  # e.g. LBFGS: step() needs a closure
+        raise UnsupportedOptimizer(f"{type(twin).__name__}.step cannot run outside training: {error}") from error
     return tuple(clones[id(p)].detach() - p.detach() for p in params)
+
+
+def _twin(optimizer: Any, info: Any, clones: dict) -> Any:
+    """A copy of `optimizer` over the cloned parameters, its state included."""
+    if optimizer is not None:
+        try:
+            # deepcopy with a memo that maps each model parameter to its clone: the copy holds
+            # the clones in its param groups and state; the user's optimizer is never touched.
+            return copy.deepcopy(optimizer, memo=dict(clones))
+        except Exception:  # an optimizer holding something uncopyable: same class and hyper-parameters
+            pass
+    return _optimizer_from_info(info, list(clones.values()))
 
 
 def _optimizer_from_info(info: Any, params: list) -> Any:
@@ -291,7 +304,7 @@ def _optimizer_from_info(info: Any, params: list) -> Any:
 
 # -- flat-vector helpers over tuples of tensors ------------------------------------------------------
 def _dot(a: Sequence[Any], b: Sequence[Any]) -> float:
-    return float(sum((x.double() * y.double()).sum() for x, y in zip(a, b)))
+    return float(sum((x.detach().double() * y.detach().double()).sum() for x, y in zip(a, b)))
 
 
 def _norm(a: Sequence[Any]) -> float:

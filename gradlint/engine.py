@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from gradlint import risk, suppress
 from gradlint.discover import Target
 from gradlint.errors import LoadError
-from gradlint.findings import Finding, ModelReport, Severity, Stage
+from gradlint.findings import Finding, Location, ModelReport, Severity, Stage
 from gradlint.rule import Rule, RuleContext
 from gradlint.spec import ModelSpec
 
@@ -40,6 +40,10 @@ def lint_spec(spec: ModelSpec, settings: Settings) -> ModelReport:
     from gradlint.probe import observe
 
     rules = active_rules(settings)
+    skipped: list[type[Rule]] = []
+    if spec.cannot_run:  # e.g. an ONNX op with no torch equivalent: the static rules still run
+        skipped = [r for r in rules if r.needs(Stage.TRACE) or r.needs(Stage.PROBE)]
+        rules = [r for r in rules if r not in skipped]
     want_probe = any(r.needs(Stage.PROBE) for r in rules)
     want_trace = want_probe or any(r.needs(Stage.TRACE) for r in rules)
     observation = observe(spec, want_trace, want_probe, settings.device, settings.seed)
@@ -51,18 +55,19 @@ def lint_spec(spec: ModelSpec, settings: Settings) -> ModelReport:
             findings.extend(rule_class().check(ctx))
         except Exception as error:
             raise LoadError(f"rule {rule_class.code} failed on this model: {type(error).__name__}: {error}") from error
-    if spec.node_names:  # ONNX: name the node the user knows, not the sanitized module path
-        findings = [replace(f, module=spec.node_names.get(f.module, f.module)) for f in findings]
+    if spec.source_format == "onnx":
+        findings = [_onnx_finding(f, spec) for f in findings]
     findings = suppress.apply(findings, spec.path, spec.source_format, rules, settings.suppressions)
     value = risk.combine(findings)
-    findings = _merge_same_site([_with_severity(f, settings.severities) for f in findings])
+    findings = _merge_same_site([_with_severity(f, settings.severities) for f in findings],
+                                by_module=spec.source_format == "onnx")
     findings.sort(key=lambda f: (f.location.path, f.location.line, f.location.col, f.code, f.module))
     return ModelReport(
         target=spec.target,
         path=spec.path,
         risk=value,
         level=risk.level(value),
-        assumptions=(*spec.assumptions, *observation.assumptions),
+        assumptions=(*spec.assumptions, *observation.assumptions, *_not_run(spec, skipped)),
         findings=tuple(findings),
         causes=risk.top_causes(findings),
         passes=ctx.passes,
@@ -87,14 +92,32 @@ def lint_target(target: Target, settings: Settings, overrides, verbose: bool = F
                            error=f"internal error: {type(error).__name__}: {error}")
 
 
-def _merge_same_site(findings: list[Finding]) -> list[Finding]:
+def _onnx_finding(finding: Finding, spec: ModelSpec) -> Finding:
+    """Name the ONNX node (or name scope) the user knows, and point at the .onnx file: a trace
+    op's Python frame is gradlint's own ONNX interpreter. Config-file locations stay."""
+    location = finding.location
+    if location.path.endswith(".py") or location.path.startswith("<"):
+        location = spec.model_location or Location(spec.path)
+    return replace(finding, module=spec.node_names.get(finding.module, finding.module), location=location)
+
+
+def _not_run(spec: ModelSpec, skipped: Sequence[type[Rule]]) -> tuple[str, ...]:
+    if not spec.cannot_run:
+        return ()
+    return (f"static rules only: {spec.cannot_run}; the model cannot run, so {len(skipped)} trace and probe "
+            f"rule{'' if len(skipped) == 1 else 's'} did not",)
+
+
+def _merge_same_site(findings: list[Finding], by_module: bool = False) -> list[Finding]:
     """One finding per rule and construction line: layers built in a loop or comprehension share
-    a line, and the fix at that line covers them all."""
+    a line, and the fix at that line covers them all. ONNX findings all point at the .onnx file:
+    `by_module` keeps one per node."""
     from dataclasses import replace
 
     groups: dict[tuple, list[Finding]] = {}
     for finding in findings:
-        groups.setdefault((finding.code, finding.location), []).append(finding)
+        key = (finding.code, finding.location, finding.module if by_module else "")
+        groups.setdefault(key, []).append(finding)
     merged = []
     for group in groups.values():
         worst = max(group, key=lambda f: (f.severity.rank, f.weight))

@@ -39,6 +39,7 @@ class Overrides:
     optimizer: str | None = None  # a torch.optim class name, case-insensitive
     seed: int = 0
     batch_size: int | None = None  # of the random batch gradlint infers when there is no example_inputs()
+    loss: str | None = None  # the default loss without a loss_fn: "cross-entropy" or "mse" (losses.LOSSES)
 
 
 def load_target(target: Target, overrides: Overrides = Overrides()) -> ModelSpec:
@@ -66,17 +67,19 @@ def import_file(path: str) -> Any:
     module = importlib.util.module_from_spec(spec)
     # Sibling imports (`from blocks import Block`) work as when the user runs the file.
     with _prepended_sys_path(os.path.dirname(absolute)), _no_bytecode():
+        # Registered under a private name: inspect finds class lines through sys.modules.
         sys.modules[module_name] = module
         try:
             spec.loader.exec_module(module)
-        except SyntaxError as error:
-            raise LoadError(f"syntax error at line {error.lineno}: {error.msg}") from error
-        except ImportError as error:
-            raise LoadError(f"import failed: {type(error).__name__}: {error}") from error
-        except Exception as error:
-            raise LoadError(f"error while importing: {type(error).__name__}: {error}") from error
-        finally:
+        except BaseException as error:
             sys.modules.pop(module_name, None)
+            if isinstance(error, SyntaxError):
+                raise LoadError(f"syntax error at line {error.lineno}: {error.msg}") from error
+            if isinstance(error, ImportError):
+                raise LoadError(f"import failed: {type(error).__name__}: {error}") from error
+            if isinstance(error, Exception):
+                raise LoadError(f"error while importing: {type(error).__name__}: {error}") from error
+            raise
     return module
 
 
@@ -159,6 +162,7 @@ def spec_from_namespace(namespace: Any, path: str, name: str | None, overrides: 
         sites=sites,
         model_location=_model_location(model, path),
         assumptions=tuple(assumptions),
+        loss=overrides.loss,
     )
 
 
@@ -282,8 +286,6 @@ def infer_inputs(model: Any, assumptions: list[str], batch_size: int = _BATCH) -
 
 def resolve_optimizer(namespace: Any, model: Any, overrides: Overrides, assumptions: list[str]):
     """The optimizer training will use, from configure_optimizers or the defaults, after overrides."""
-    import torch
-
     optimizer = None
     if overrides.optimizer is None:
         configured = _call_optional(namespace, "configure_optimizers", model)

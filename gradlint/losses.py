@@ -30,9 +30,16 @@ def select_output(output: Any) -> tuple[Any, Any]:
                     "or a dict with 'logits' or 'loss'")
 
 
+LOSSES = ("cross-entropy", "mse")  # the default losses --loss and [tool.gradlint.models] can pick
+
+
 def training_loss(output: Any, targets: Any, loss_fn: Any, generator_seed: int = 0,
-                  needs_grad: bool = True) -> tuple[Any, str | None]:
-    """The scalar loss to backpropagate, and the assumption made when no loss_fn was given."""
+                  needs_grad: bool = True, kind: str | None = None) -> tuple[Any, str | None]:
+    """The scalar loss to backpropagate, and the assumption made when no loss_fn was given.
+
+    Without a loss_fn, `kind` ("cross-entropy" or "mse", from --loss) picks the default loss;
+    None picks it from the output and the targets.
+    """
     import torch
     import torch.nn.functional as F
 
@@ -44,12 +51,14 @@ def training_loss(output: Any, targets: Any, loss_fn: Any, generator_seed: int =
         return _check_scalar(loss, "loss_fn", needs_grad), None
 
     prediction, model_loss = select_output(output)
-    if model_loss is not None and isinstance(model_loss, torch.Tensor) and model_loss.numel() == 1:
+    if kind is None and model_loss is not None and isinstance(model_loss, torch.Tensor) and model_loss.numel() == 1:
         return model_loss.reshape(()), "loss: the loss the model returned"
     if not prediction.is_floating_point():
         raise LoadError(f"the model output is an integer tensor ({prediction.dtype}); gradlint needs a float "
                         "output to backpropagate through")
     generator = torch.Generator(device="cpu").manual_seed(generator_seed)
+    if kind is not None:
+        return _chosen_loss(kind, prediction, targets, generator)
     if targets is not None and isinstance(targets, torch.Tensor):
         if not targets.is_floating_point() and prediction.dim() >= 2:
             logits = prediction.reshape(-1, prediction.shape[-1]) if prediction.dim() > 2 else prediction
@@ -62,6 +71,38 @@ def training_loss(output: Any, targets: Any, loss_fn: Any, generator_seed: int =
             "loss: cross-entropy against random labels (no loss_fn)"
     noise = torch.randn(prediction.shape, generator=generator).to(prediction)
     return F.mse_loss(prediction, noise), "loss: mean squared error against random targets (no loss_fn)"
+
+
+def _chosen_loss(kind: str, prediction: Any, targets: Any, generator: Any) -> tuple[Any, str]:
+    """The loss the user picked with --loss (or `loss` in [tool.gradlint.models])."""
+    import torch
+    import torch.nn.functional as F
+
+    given = isinstance(targets, torch.Tensor)
+    against = "example_targets" if given else None
+    if kind == "mse":
+        target = targets.to(prediction) if given else torch.randn(prediction.shape, generator=generator).to(prediction)
+        return F.mse_loss(prediction, target), f"loss: mean squared error against {against or 'random targets'} (loss = mse)"
+    if kind != "cross-entropy":
+        raise LoadError(f"unknown loss {kind!r}; use one of: {', '.join(LOSSES)}")
+    # Class logits on the last axis ([batch, classes], [batch, seq, vocab]); on axis 1 from rank 4
+    # on ([batch, classes, height, width]), as F.cross_entropy takes them.
+    if prediction.dim() < 2 or prediction.shape[1 if prediction.dim() >= 4 else -1] < 2:
+        raise LoadError(f"loss = cross-entropy needs class logits, but the model output has shape "
+                        f"{tuple(prediction.shape)}; use loss = mse")
+    if prediction.dim() >= 4:
+        logits, classes = prediction, prediction.shape[1]
+        label_shape = (prediction.shape[0], *prediction.shape[2:])
+    else:
+        logits, classes = prediction.reshape(-1, prediction.shape[-1]), prediction.shape[-1]
+        label_shape = (logits.shape[0],)
+    if given and not targets.is_floating_point():
+        labels = targets.reshape(label_shape)
+    else:
+        labels = torch.randint(0, classes, label_shape, generator=generator)
+        against = None
+    return F.cross_entropy(logits, labels.to(prediction.device)), \
+        f"loss: cross-entropy against {against or 'random labels'} (loss = cross-entropy)"
 
 
 def _check_scalar(loss: Any, source: str, needs_grad: bool) -> Any:

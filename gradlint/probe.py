@@ -63,7 +63,7 @@ def observe(spec: ModelSpec, want_trace: bool, want_probe: bool, device: str = "
     import torch
 
     model = spec.model
-    with _preserved(model):
+    with preserved(model):
         try:
             model.to(device)
         except Exception as error:
@@ -82,7 +82,8 @@ def observe(spec: ModelSpec, want_trace: bool, want_probe: bool, device: str = "
                 raise LoadError(f"forward raised {type(error).__name__}: {_first_line(error)}") from error
             # The loss is computed even without a backward: it validates the output (an integer
             # or dict output is reported the same whichever rules run) and states its assumption.
-            loss, assumption = training_loss(output, targets, spec.loss_fn, seed, needs_grad=want_probe)
+            loss, assumption = training_loss(output, targets, spec.loss_fn, seed, needs_grad=want_probe,
+                                             kind=spec.loss)
         assumptions = (assumption,) if assumption else ()
         if not want_probe:
             return Observation(trace, None, assumptions, {"forward": 1, "backward": 0})
@@ -130,7 +131,7 @@ def _measure(spec: ModelSpec, loss: Any, recorder: Any) -> Probe:
 
 
 @contextlib.contextmanager
-def _preserved(model: Any):
+def preserved(model: Any):
     """Restore gradients, buffers, training mode and device after the probe."""
     import torch
 

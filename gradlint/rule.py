@@ -39,6 +39,14 @@ class RuleContext:
     thorough: bool = False  # --thorough: rules may spend more passes (seeds, iterations)
     # Extra forward/backward passes rules spend beyond the shared probe (reported per model).
     passes: dict = field(default_factory=lambda: {"forward": 0, "backward": 0})
+    # Measurements several rules need (e.g. the optimizer's first step), computed once per model.
+    shared: dict = field(default_factory=dict)
+
+    def measure(self, key: str, compute):
+        """`compute()` once per model and lint run, shared between rules."""
+        if key not in self.shared:
+            self.shared[key] = compute()
+        return self.shared[key]
 
     def count_passes(self, forward: int = 0, backward: int = 0) -> None:
         self.passes["forward"] += forward

@@ -49,6 +49,11 @@ class ModelSpec:
     source_format: str = "python"  # python | onnx | api
     # ONNX: child module path -> ONNX node name, so findings can name the node.
     node_names: dict = field(default_factory=dict)
+    # The default training loss when there is no loss_fn: "cross-entropy" or "mse" (--loss);
+    # None picks one from the output and targets (losses.training_loss).
+    loss: str | None = None
+    # Why the model cannot run (an ONNX op without a torch equivalent): only static rules run.
+    cannot_run: str | None = None
 
     def location_of(self, module: Any) -> Location:
         """Where the module was constructed; else its class line (user classes); else the model's."""

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gradlint.findings import Location
-from gradlint.locations import frame_location, user_frame
+from gradlint.locations import frame_location, is_library_file, user_frame
 
 RELU_LIKE = {"ReLU", "ReLU6", "relu", "relu_", "relu6", "LeakyReLU", "leaky_relu", "Hardswish", "hardswish"}
 SATURATING = {"Tanh", "tanh", "tanh_", "Sigmoid", "sigmoid", "sigmoid_", "Hardtanh", "hardtanh", "Softsign", "softsign"}
@@ -39,6 +39,8 @@ class TensorStats:
     rms: float
     absmax: float
     finite: bool
+    minimum: float = 0.0  # signed extremes: exp(-large) is harmless, exp(+large) overflows
+    maximum: float = 0.0
     # Fraction of units (features or channels) that are zero for the whole batch (ReLU-like outputs).
     dead_fraction: float | None = None
     # Fraction of entries in the flat tails of a saturating activation.
@@ -116,6 +118,14 @@ def is_opaque(module: Any) -> bool:
     return isinstance(module, (nn.MultiheadAttention, nn.RNNBase))
 
 
+@functools.cache
+def is_library_class(cls: type) -> bool:
+    """Classes from torch or other installed libraries (not from the user's own files)."""
+    module = sys.modules.get(cls.__module__)
+    filename = getattr(module, "__file__", None)
+    return filename is None or is_library_file(filename)
+
+
 def tensor_stats(tensor: Any, name: str) -> TensorStats | None:
     import torch
 
@@ -125,7 +135,10 @@ def tensor_stats(tensor: Any, name: str) -> TensorStats | None:
         values = tensor.detach().float()
         finite = bool(torch.isfinite(values).all())
         safe = torch.nan_to_num(values, nan=0.0, posinf=3e38, neginf=-3e38)
-        stats = dict(rms=float(safe.pow(2).mean().sqrt()), absmax=float(safe.abs().max()), finite=finite)
+        absmax = float(safe.abs().max())
+        # RMS of the rescaled values: squaring values above ~1e19 would overflow float32.
+        rms = absmax * float((safe / absmax).pow(2).mean().sqrt()) if absmax > 0 else 0.0
+        stats = dict(rms=rms, absmax=absmax, finite=finite, minimum=float(safe.min()), maximum=float(safe.max()))
         if name in RELU_LIKE and values.dim() >= 2:
             stats["dead_fraction"] = float((_unit_view(values) <= 0).all(dim=0).float().mean())
         elif name in SATURATING:
@@ -187,16 +200,22 @@ class Recorder:
     def _is_leaf(self, module: Any) -> bool:
         return is_opaque(module) or next(iter(module.children()), None) is None
 
+    def _hides_ops(self, module: Any) -> bool:
+        """Library leaves (nn.Linear, nn.LSTM) are one node; a leaf the user wrote (an RMSNorm
+        holding one Parameter) is a node too, but the ops in its forward are recorded as well."""
+        return self._is_leaf(module) and is_library_class(type(module))
+
     def pre_hook(self, module: Any, args: tuple) -> None:
         self._stack.append(self._paths.get(module, ""))
-        if self._is_leaf(module):
+        if self._hides_ops(module):
             self._leaf_depth += 1
 
     def post_hook(self, module: Any, args: tuple, output: Any) -> None:
         path = self._stack.pop() if self._stack else ""
         if not self._is_leaf(module):
             return
-        self._leaf_depth -= 1
+        if self._hides_ops(module):
+            self._leaf_depth -= 1
         if self._leaf_depth:
             return  # a leaf called inside an opaque layer (e.g. MultiheadAttention.out_proj)
         # The function mode is active in hooks: pause it so the statistics' own ops are not recorded.
@@ -264,7 +283,6 @@ class Recorder:
 
 def run_recorded(spec: Any, inputs: tuple, retain_grads: bool) -> tuple[Any, Trace, Recorder]:
     """Run the model once on `inputs`, recording it. Returns (output, trace, recorder)."""
-    import torch
     from torch.overrides import TorchFunctionMode
 
     recorder = Recorder(spec, retain_grads)

@@ -22,7 +22,7 @@ class PreLNEncoder(nn.Module):
     def __init__(self):
         super().__init__()
         self.embed = nn.Embedding(VOCAB, D_MODEL)
-        self.pos = nn.Parameter(torch.randn(SEQ_LEN, D_MODEL) * 0.02)
+        self.pos = nn.Embedding(SEQ_LEN, D_MODEL)  # learned positions: the task depends on them
         layer = nn.TransformerEncoderLayer(D_MODEL, HEADS, dim_feedforward=4 * D_MODEL, dropout=0.0,
                                            batch_first=True, norm_first=True)  # Pre-LN
         self.encoder = nn.TransformerEncoder(layer, num_layers=LAYERS, enable_nested_tensor=False,
@@ -30,7 +30,8 @@ class PreLNEncoder(nn.Module):
         self.head = nn.Linear(D_MODEL, VOCAB)
 
     def forward(self, tokens):
-        return self.head(self.encoder(self.embed(tokens) + self.pos))  # (batch, seq, vocab)
+        x = self.embed(tokens) + self.pos(torch.arange(tokens.shape[1]))
+        return self.head(self.encoder(x))  # (batch, seq, vocab)
 
 
 def build_model():

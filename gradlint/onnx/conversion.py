@@ -26,7 +26,8 @@ class Layer:
     inputs: tuple[str, ...]  # runtime values passed to `prepare`, or straight to the module
     outputs: tuple[str, ...]  # the ONNX values the layer produces, in order
     sources: dict[str, str] = field(default_factory=dict)  # module parameter name -> ONNX initializer
-    absorbed: tuple[Node, ...] = ()  # later nodes this layer also computes (the Add of MatMul+Add)
+    # Other nodes this layer also computes: the Add of MatMul+Add after it, the Transpose of its weight before it.
+    absorbed: tuple[Node, ...] = ()
     prepare: Callable | None = None  # runtime inputs -> the module's positional arguments
     finish: Callable | None = None  # the module's output -> the ONNX outputs, as a tuple
 

@@ -58,7 +58,9 @@ class Graph:
         self.constants: dict[str, torch.Tensor] = {}
         self.inputs = [value for value in graph.input if value.name not in self.initializers]
         self.outputs = [value.name for value in graph.output]
-        self.ranks = _ranks(graph)
+        # Declared or inferred shapes (value_info after shape inference); None for a dynamic size.
+        self.shapes = _shapes(graph)
+        self.ranks = {name: len(shape) for name, shape in self.shapes.items()}
         self.nodes: list[Node] = []
         for index, proto in enumerate(graph.node):
             node = Node(
@@ -136,11 +138,14 @@ def constant_value(node: Node) -> torch.Tensor | None:
     return None
 
 
-def _ranks(graph: onnx.GraphProto) -> dict[str, int]:
-    """Ranks of values whose shape is declared or inferred (value_info after shape inference)."""
-    ranks = {}
+def _shapes(graph: onnx.GraphProto) -> dict[str, tuple[int | None, ...]]:
+    """Shapes of values declared or inferred (value_info after shape inference)."""
+    shapes = {}
     for value in (*graph.input, *graph.value_info, *graph.output):
         tensor_type = value.type.tensor_type
         if tensor_type.HasField("shape"):
-            ranks[value.name] = len(tensor_type.shape.dim)
-    return ranks
+            shapes[value.name] = tuple(
+                dim.dim_value if dim.HasField("dim_value") and dim.dim_value > 0 else None
+                for dim in tensor_type.shape.dim
+            )
+    return shapes

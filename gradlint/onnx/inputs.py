@@ -32,32 +32,55 @@ _FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorPro
 _ID_PRESERVING = {"Cast", "Identity", "Reshape", "Unsqueeze", "Squeeze", "Flatten", "Transpose", "Expand"}
 
 
-def example_inputs(model: onnx.ModelProto, seed: int = 0) -> tuple[torch.Tensor, ...]:
+def example_inputs(model: onnx.ModelProto, seed: int = 0, batch_size: int = DYNAMIC_BATCH,
+                   shape: tuple[int, ...] | None = None) -> tuple[torch.Tensor, ...]:
+    """One random tensor per graph input. `batch_size` fills the dynamic batch dimensions;
+    `shape` replaces the declared shape of the only input (--input-shape)."""
     graph = model.graph
-    initializers = {t.name for t in graph.initializer}
     generator = torch.Generator().manual_seed(seed)
-    inputs = [value for value in graph.input if value.name not in initializers]  # old exporters list both
-    named = _named_sizes(inputs)
+    inputs = runtime_inputs(model)
+    if shape is not None and len(inputs) != 1:
+        names = ", ".join(value.name for value in inputs)
+        raise LoadError(f"an input shape sets the model's only input, but it has {len(inputs)}: {names}")
+    named = _named_sizes(inputs, batch_size)
     tensors = []
     for value in inputs:
         if not value.type.HasField("tensor_type"):
             raise LoadError(f"graph input '{value.name}' is not a tensor (sequence or map inputs are not supported)")
         tensor_type = value.type.tensor_type
-        if not tensor_type.HasField("shape"):
+        if shape is None and not tensor_type.HasField("shape"):
             raise LoadError(f"graph input '{value.name}' declares no shape to build an example input from")
-        shape = [_size(dim, i == 0, named) for i, dim in enumerate(tensor_type.shape.dim)]
+        sizes = list(shape) if shape is not None else \
+            [_size(dim, i == 0, named, batch_size) for i, dim in enumerate(tensor_type.shape.dim)]
         try:
             dtype = torch_dtype(tensor_type.elem_type)
         except TypeError as error:
             raise LoadError(f"graph input '{value.name}': {error}") from None
-        tensors.append(_random(value.name, shape, dtype, graph, generator))
+        tensors.append(_random(value.name, sizes, dtype, graph, generator))
     return tuple(tensors)
+
+
+def runtime_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
+    """The graph inputs forward takes (old exporters also list the initializers as inputs)."""
+    initializers = {t.name for t in model.graph.initializer}
+    return [value for value in model.graph.input if value.name not in initializers]
+
+
+def dynamic_dims(model: onnx.ModelProto) -> list[str]:
+    """The names of the inputs' dimensions without a fixed size ("batch", or "?" unnamed)."""
+    names = []
+    for value in runtime_inputs(model):
+        if value.type.HasField("tensor_type"):
+            for dim in value.type.tensor_type.shape.dim:
+                if not (dim.HasField("dim_value") and dim.dim_value > 0):
+                    names.append(dim.dim_param or "?")
+    return list(dict.fromkeys(names))
 
 
 _BATCH_NAMES = {"b", "bs", "bsz", "n"}
 
 
-def _named_sizes(inputs: list[onnx.ValueInfoProto]) -> dict[str, int]:
+def _named_sizes(inputs: list[onnx.ValueInfoProto], batch_size: int) -> dict[str, int]:
     only_first: dict[str, bool] = {}
     for value in inputs:
         dims = value.type.tensor_type.shape.dim if value.type.HasField("tensor_type") else []
@@ -65,17 +88,17 @@ def _named_sizes(inputs: list[onnx.ValueInfoProto]) -> dict[str, int]:
             if dim.HasField("dim_param"):
                 only_first[dim.dim_param] = only_first.get(dim.dim_param, True) and i == 0
     return {
-        name: DYNAMIC_BATCH if "batch" in name.lower() or name.lower() in _BATCH_NAMES or first else DYNAMIC_OTHER
+        name: batch_size if "batch" in name.lower() or name.lower() in _BATCH_NAMES or first else DYNAMIC_OTHER
         for name, first in only_first.items()
     }
 
 
-def _size(dim: onnx.TensorShapeProto.Dimension, first: bool, named: dict[str, int]) -> int:
+def _size(dim: onnx.TensorShapeProto.Dimension, first: bool, named: dict[str, int], batch_size: int) -> int:
     if dim.HasField("dim_value") and dim.dim_value > 0:
         return dim.dim_value
     if dim.HasField("dim_param"):
         return named[dim.dim_param]
-    return DYNAMIC_BATCH if first else DYNAMIC_OTHER
+    return batch_size if first else DYNAMIC_OTHER
 
 
 def _random(name: str, shape: list[int], dtype: torch.dtype, graph, generator) -> torch.Tensor:

@@ -143,21 +143,41 @@ def _gemm_bias(node: Node, graph: Graph, weights: Weights, out_features: int) ->
 @layer("MatMul")
 def _matmul(node: Node, graph: Graph, weights: Weights) -> Layer | None:
     """x @ W (+ b) with a 2-D weight initializer: what torch.onnx.export writes for nn.Linear on
-    inputs of rank other than 2 (it stores W transposed and adds the bias in a separate Add)."""
-    w_name = node.input(1)
-    w = static_float(graph, w_name, ndim=2)
-    if w is None or graph.static(node.inputs[0]) is not None:
+    inputs of rank other than 2 (it stores W transposed and adds the bias in a separate Add).
+    Without constant folding the exporter keeps nn.Linear's [out, in] weight and transposes it
+    in the graph: x @ Transpose(W) is then the Linear holding W itself."""
+    if graph.static(node.inputs[0]) is not None:
         return None
-    value = weights.private(w_name, node)
-    if value is None:
-        return None
-    add, b_name = _bias_add(node, graph, w.shape[1])
-    weight = nn.Parameter(value.t().contiguous())
+    w_name, transpose = node.input(1), _weight_transpose(node, graph)
+    if transpose is not None:
+        weight = weights.shared(transpose.inputs[0])
+        w_name = transpose.inputs[0]
+    else:
+        w = static_float(graph, w_name, ndim=2)
+        value = weights.private(w_name, node) if w is not None else None
+        if value is None:
+            return None
+        weight = nn.Parameter(value.t())  # a transposed view: the weight is not copied
+    out_features, in_features = weight.shape
+    add, b_name = _bias_add(node, graph, out_features)
     bias = weights.shared(b_name) if add else None
-    module = with_weights(nn.Linear, *w.shape, bias=add is not None, weights={"weight": weight, "bias": bias})
+    module = with_weights(nn.Linear, in_features, out_features, bias=add is not None,
+                          weights={"weight": weight, "bias": bias})
+    before = (transpose,) if transpose is not None else ()
     if add is None:
-        return Layer(module, "MatMul", node.inputs[:1], node.outputs, {"weight": w_name})
-    return Layer(module, "MatMul+Add", node.inputs[:1], add.outputs, {"weight": w_name, "bias": b_name}, (add,))
+        return Layer(module, "MatMul", node.inputs[:1], node.outputs, {"weight": w_name}, before)
+    return Layer(module, "MatMul+Add", node.inputs[:1], add.outputs, {"weight": w_name, "bias": b_name},
+                 (*before, add))
+
+
+def _weight_transpose(matmul: Node, graph: Graph) -> Node | None:
+    """The Transpose of a 2-D weight initializer that only this MatMul reads, if input 1 is one."""
+    transpose = graph.producer(matmul.input(1))
+    if transpose is None or transpose.op_type != "Transpose" or transpose.attr("perm", [1, 0]) != [1, 0]:
+        return None
+    if static_float(graph, transpose.inputs[0], ndim=2) is None or not graph.used_only_by(matmul.input(1), matmul):
+        return None
+    return transpose
 
 
 def _bias_add(matmul: Node, graph: Graph, out_features: int) -> tuple[Node | None, str]:

@@ -92,9 +92,19 @@ def attributes(node: onnx.NodeProto) -> dict[str, Any]:
             values[attribute.name] = attribute  # subgraphs: only control-flow ops have them (unsupported)
         else:
             value = onnx.helper.get_attribute_value(attribute)
-            if isinstance(value, bytes):
+            if attribute.type == AttributeProto.FLOAT:
+                value = _shortest(value)
+            elif attribute.type == AttributeProto.FLOATS:
+                value = [_shortest(v) for v in value]
+            elif isinstance(value, bytes):
                 value = value.decode()
             elif isinstance(value, list):
                 value = [v.decode() if isinstance(v, bytes) else v for v in value]
             values[attribute.name] = value
     return values
+
+
+def _shortest(value: float) -> float:
+    """A float32 attribute as the shortest decimal that rounds to it (epsilon 1e-05, not
+    9.999999747378752e-06), as the source model wrote it."""
+    return float(str(np.float32(value)))

@@ -99,7 +99,7 @@ def example_inputs():
             yield self.finding(
                 ctx,
                 f"attention logits are already large at init: {scores.describe_logits()} "
-                f"(theory.md C4 flags max |logit| > {MAX_LOGIT:g} or entropy < {MIN_ENTROPY:g} x ln T); the softmax "
+                f"(collapse: max |logit| > {MAX_LOGIT:g} or entropy < {MIN_ENTROPY:g} x ln T); the softmax "
                 "is near one-hot and logit growth from here diverges",
                 location=scores.matmul.location,
                 module=scores.matmul.path,

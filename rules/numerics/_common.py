@@ -22,8 +22,12 @@ PASS_THROUGH = TRANSPARENT | CASTS
 BOUNDING = {
     "clamp", "clamp_", "clamp_max", "clamp_max_", "clip", "clip_", "minimum", "min", "tanh", "tanh_", "sigmoid",
     "sigmoid_", "hardtanh", "softsign", "log_softmax", "logsigmoid", "cos", "sin", "Tanh", "Sigmoid", "Hardtanh",
-    "LogSoftmax", "LogSigmoid", "neg_softplus",
+    "LogSoftmax", "LogSigmoid",
 }
+# Ops whose output is >= 0: their negation is bounded above by 0 (exp(-softplus(x)), exp(-|x|)).
+NONNEGATIVE = {"softplus", "relu", "relu_", "abs", "abs_", "exp", "sigmoid", "norm", "linalg_vector_norm", "square",
+               "Softplus", "ReLU", "softmax", "Softmax"}
+NEGATIONS = {"neg", "neg_", "__neg__", "negative"}
 # Ops that add a constant or clamp from below: what keeps a probability or a divisor away from 0.
 EPS_GUARDS = {"add", "add_", "__add__", "__radd__", "__iadd__", "clamp", "clamp_", "clamp_min", "clamp_min_",
               "clip", "clip_", "maximum"}

@@ -8,7 +8,8 @@ import math
 from gradlint.findings import Fix, Severity, Stage
 from gradlint.rule import Rule, RuleContext
 from gradlint.rules.numerics._common import (
-    BOUNDING, call_argument, call_name, expression_at, finite_absmax, replace_in_line, segment, upstream,
+    BOUNDING, NEGATIONS, NONNEGATIVE, call_argument, call_name, expression_at, finite_absmax, replace_in_line,
+    segment, upstream,
 )
 
 EXPS = {"exp", "exp_", "exp2"}
@@ -122,9 +123,13 @@ def build_model():
 
 
 def _bounded(trace, source) -> bool:
-    """The exponent is bounded above: clamped/squashed, or max-subtracted (x - x.max(...))."""
+    """The exponent is bounded above: clamped/squashed, a negated non-negative value, or
+    max-subtracted (x - x.max(...))."""
     if source.name in BOUNDING:
         return True
+    if source.name in NEGATIONS and source.producers and source.producers[0] >= 0:
+        negated = upstream(trace, source.producers[0])
+        return negated is not None and negated.name in NONNEGATIVE
     if source.name in MAX_SUBTRACTIONS and len(source.producers) >= 2 and source.producers[1] >= 0:
         subtrahend = upstream(trace, source.producers[1])
         return subtrahend is not None and subtrahend.name in ROW_MAXIMA

@@ -131,15 +131,16 @@ def _log_softmax_call(softmax_call, text: str, softmax_node, ctx: RuleContext) -
     """The softmax call's own text, calling log_softmax instead."""
     if not isinstance(softmax_call, ast.Call):
         return None
-    name = call_name(softmax_call)
-    if name in ("softmax", "_softmax"):  # F.softmax(x, -1), torch.softmax(x, -1), x.softmax(-1)
+    if softmax_node.kind == "layer":  # self.softmax(x), an nn.Softmax
+        if not softmax_call.args:
+            return None
+        dim = getattr(ctx.module_at(softmax_node.path), "dim", -1)
+        return f"torch.log_softmax({segment(text, softmax_call.args[0])}, dim={dim})"
+    if call_name(softmax_call) in ("softmax", "_softmax"):  # F.softmax(x, -1), torch.softmax(x, -1), x.softmax(-1)
         func = softmax_call.func
         head = segment(text, func.value) + "." if isinstance(func, ast.Attribute) else ""
         arguments = [segment(text, a) for a in softmax_call.args] + [segment(text, k) for k in softmax_call.keywords]
         return f"{head}log_softmax({', '.join(arguments)})"
-    if softmax_node.kind == "layer" and softmax_call.args:  # self.softmax(x), an nn.Softmax
-        dim = getattr(ctx.module_at(softmax_node.path), "dim", -1)
-        return f"torch.log_softmax({segment(text, softmax_call.args[0])}, dim={dim})"
     return None
 
 

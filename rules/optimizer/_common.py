@@ -5,28 +5,24 @@ from __future__ import annotations
 
 import ast
 import math
-import weakref
 from dataclasses import dataclass
 from typing import Any
 
 from gradlint.findings import Location
 from gradlint.rule import RuleContext
 
-# One first step per model and lint run, shared by GL601 and GL603 (they need the same
-# forward+backward). Keyed by the model, holding only a weak reference to the spec, so a cached
-# step never outlives its model or leaks into a later run with other settings.
-_FIRST_STEPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
 
 def first_step_of(ctx: RuleContext) -> Any:
     """The optimizer's first update on the example batch (gradlint.curvature.FirstStep), with
     gradient_clip_val applied; None when the optimizer cannot be stepped outside training or
-    the loss is not finite (the probe rules report that)."""
+    the loss is not finite (the probe rules report that). Computed once per model and run,
+    shared by GL601, GL602 and GL603."""
+    return ctx.measure("optimizer.first_step", lambda: _first_step(ctx))
+
+
+def _first_step(ctx: RuleContext) -> Any:
     from gradlint.curvature import UnsupportedOptimizer, first_step, loss_surface
 
-    cached = _FIRST_STEPS.get(ctx.model)
-    if cached is not None and cached[0]() is ctx.spec and cached[1] == (ctx.seed, ctx.device):
-        return cached[2]
     step = None
     with loss_surface(ctx.spec, ctx.device, ctx.seed) as surface:
         try:
@@ -37,7 +33,6 @@ def first_step_of(ctx: RuleContext) -> Any:
             ctx.count_passes(**surface.passes)
     if step is not None and not math.isfinite(step.loss):
         step = None
-    _FIRST_STEPS[ctx.model] = (weakref.ref(ctx.spec), (ctx.seed, ctx.device), step)
     return step
 
 
@@ -84,8 +79,22 @@ def clipping_note(ctx: RuleContext, step: Any) -> str:
         return (f"; gradient_clip_val={clip:g} does not shrink it: {ctx.spec.optimizer.name} divides the gradient "
                 "by its own magnitude")
     if step.clip_scale < 1.0:
-        return f"; gradient_clip_val={clip:g} already scales this gradient (norm {step.grad_norm:.3g}) by {step.clip_scale:.3g}"
+        return (f"; gradient_clip_val={clip:g} already scales this gradient (norm {step.grad_norm:.3g}) "
+                f"by {step.clip_scale:.3g}")
     return f"; gradient_clip_val={clip:g} does not bind (gradient norm {step.grad_norm:.3g})"
+
+
+# Untuned linear warmup for Adam-type optimizers: 2 / (1 - beta2) steps (Ma & Yarats 2019,
+# arXiv:1910.04209; theory.md D6): 2000 for beta2 = 0.999.
+WARMUP_FACTOR = 2
+
+
+def warmup_hint(optimizer: Any) -> str:
+    """The warmup alternative to a lower lr, for a fix message."""
+    if optimizer.betas:
+        steps = WARMUP_FACTOR / (1 - optimizer.betas[1])
+        return f", or warm the lr up linearly over ~{steps:.0f} steps (2/(1-beta2))"
+    return ", or warm the lr up linearly over the first few hundred steps"
 
 
 def is_piecewise_linear(trace: Any) -> bool:
@@ -155,16 +164,17 @@ def _replace_lr(call: ast.Call, source: str, value: str) -> str:
         lr = call.args[1]
     if lr is None:  # no lr given: add one before the closing parenthesis
         return source[:source.rstrip().rfind(")")] + f", lr={value})"
-    start = _offset(source, lr.lineno - call.lineno, lr.col_offset - (call.col_offset if lr.lineno == call.lineno else 0))
-    end = _offset(source, lr.end_lineno - call.lineno,
-                  lr.end_col_offset - (call.col_offset if lr.end_lineno == call.lineno else 0))
+    start = _offset(source, call, lr.lineno, lr.col_offset)
+    end = _offset(source, call, lr.end_lineno, lr.end_col_offset)
     return source[:start] + value + source[end:]
 
 
-def _offset(source: str, line: int, col: int) -> int:
-    """Character offset in `source` of (line relative to its first line, column)."""
+def _offset(source: str, call: ast.Call, line: int, col: int) -> int:
+    """Character offset in `source`, the text of `call`, of the file position (line, col): the
+    text starts at the call's column on its first line and at column 0 on the others."""
     lines = source.splitlines(keepends=True)
-    return sum(len(text) for text in lines[:line]) + col
+    relative = line - call.lineno
+    return sum(len(text) for text in lines[:relative]) + col - (call.col_offset if relative == 0 else 0)
 
 
 def format_lr(lr: float) -> str:

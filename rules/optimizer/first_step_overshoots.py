@@ -6,7 +6,7 @@ import math
 
 from gradlint.findings import Fix, Severity, Stage
 from gradlint.rule import Rule, RuleContext
-from gradlint.rules.optimizer._common import clipping_note, first_step_of, format_lr, optimizer_site
+from gradlint.rules.optimizer._common import clipping_note, first_step_of, format_lr, optimizer_site, warmup_hint
 
 # The measured quantity is rho = (loss before - loss after) / (-g . update): the share of the
 # decrease a linear model predicts that the step realizes (the trust-region ratio, Nocedal &
@@ -22,7 +22,6 @@ RHO_ERROR = -1.0  # q = 4
 # a quarter of the predicted decrease, the trust-region method's "good step" mark.
 RHO_GOOD = 0.25
 HALVINGS, THOROUGH_HALVINGS = 6, 10  # one forward pass each
-WARMUP_FACTOR = 2  # untuned warmup of 2 / (1 - beta2) steps (Ma & Yarats 2019, theory.md D6)
 
 
 class FirstStepOvershoots(Rule):
@@ -39,8 +38,9 @@ class FirstStepOvershoots(Rule):
     ignores how sharply the loss bends along it. Along the update, rho = 1 - q/2 where q is lr
     times the curvature in gradient-descent units; q > 2 (rho < 0) means the step jumps past the
     minimum along its own direction, q > 4 diverges for smooth nets (Cohen et al. 2021/2022,
-    Lewkowycz et al. 2020). Transformers trained without warmup fail in exactly this regime
-    (theory.md G5), and gradient clipping does not help: Adam divides the gradient by its own
+    Lewkowycz et al. 2020). Transformers trained with Adam without warmup fail in exactly this
+    regime (Liu et al. 2019; Xiong et al. 2020: in our measurements, 6-layer encoders at lr 1e-2
+    realize 3-8%), and gradient clipping does not help: Adam divides the gradient by its own
     magnitude, so the first step has the same size clipped or not.
 
     ## Example
@@ -59,6 +59,7 @@ class FirstStepOvershoots(Rule):
     - Cohen et al. 2022, Adaptive Gradient Methods at the Edge of Stability, arXiv:2207.14484
     - Lewkowycz et al. 2020, The large learning rate phase of deep learning: the catapult mechanism, arXiv:2003.02218
     - Liu et al. 2019, On the Variance of the Adaptive Learning Rate and Beyond (RAdam), arXiv:1908.03265
+    - Xiong et al. 2020, On Layer Normalization in the Transformer Architecture, arXiv:2002.04745
     - Ma & Yarats 2019, On the adequacy of untuned warmup for adaptive optimization, arXiv:1910.04209
     """
 
@@ -149,8 +150,7 @@ def _realized(step, loss_after: float, scale: float) -> float:
 
 
 def _fix(optimizer, safe_scale: float | None, halvings: int, site) -> Fix:
-    beta2 = optimizer.betas[1] if optimizer.betas else None
-    warmup = f", or warm the lr up linearly over ~{WARMUP_FACTOR / (1 - beta2):.0f} steps (2/(1-beta2))" if beta2 else ""
+    warmup = warmup_hint(optimizer)
     if safe_scale is None:
         return Fix(f"even lr {optimizer.lr * 0.5 ** halvings:.2g} overshoots: check the loss scale and "
                    f"initialization before tuning lr{warmup}")

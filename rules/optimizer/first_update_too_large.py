@@ -7,7 +7,7 @@ import math
 from gradlint.findings import Fix, Severity, Stage
 from gradlint.rule import Rule, RuleContext
 from gradlint.rules.optimizer._common import (
-    clipping_note, first_step_of, first_update_ratios, format_lr, optimizer_site,
+    clipping_note, first_step_of, first_update_ratios, format_lr, optimizer_site, warmup_hint,
 )
 
 # ||update|| / ||W|| of the first optimizer step. cs231n's rule of thumb is ~1e-3 per step;
@@ -16,6 +16,10 @@ from gradlint.rules.optimizer._common import (
 # at 0.02-0.05 (AdamW 1e-3 on default-init layers of fan-in 100-3000: lr * sqrt(3 fan_in)).
 # D3's 1e-2 warning would flag all of those, so the warning starts at D3's "high" mark.
 RATIO_WARNING = 0.1
+# SGD's relative step is lr * ||g|| / ||W||: it shrinks as the gradient does, while Adam keeps
+# stepping ~lr per entry for its first ~1/(1 - beta2) steps. The classifier head of a healthy SGD
+# setup (LSTM, lr 0.5, the PyTorch word-LM recipe scale) takes ~0.1 at the first step.
+SGD_RATIO_WARNING = 0.3
 # An update as large as the weight itself: the first step overwrites the layer's initialization.
 RATIO_ERROR = 1.0
 
@@ -25,16 +29,18 @@ class FirstUpdateTooLarge(Rule):
     ## What it does
     Runs the configured optimizer's first step (on copies of the parameters, with
     `gradient_clip_val` applied) and flags weight tensors whose update is large relative to
-    the weight: ||update|| / ||W|| >= 0.1 warns, >= 1 is an error. It reports the largest
-    ratio and how many tensors exceed the threshold.
+    the weight: ||update|| / ||W|| >= 0.1 warns for adaptive optimizers (0.3 for SGD, whose
+    step shrinks with the gradient), >= 1 is an error. It reports the largest ratio and how
+    many tensors exceed the threshold. Biases, norm gains and zero-initialized tensors are
+    exempt.
 
     ## Why is this bad?
     A healthy step changes each weight by about 0.1% (cs231n). Adam's first step is about
     lr * sign(g) in every entry, so its relative size is lr / RMS(W) = lr * sqrt(3 * fan_in)
     for PyTorch's default init: lr 0.01 on a 1024-wide layer rewrites 55% of the weight in one
     step, before the second-moment estimate has settled. Transformers trained without warmup
-    diverge once this ratio passes ~0.1 (theory.md D3, G5); SGD's ratio is lr * ||g|| / ||W||
-    and grows with the gradient norm.
+    diverge once this ratio passes ~0.1 (measured on 6-12 layer encoders; Xiong et al. 2020
+    describe the mechanism). SGD's ratio is lr * ||g|| / ||W|| and grows with the gradient norm.
 
     ## Example
     ```python
@@ -104,14 +110,16 @@ def configure_optimizers(model):
         if step is None:
             return
         ratios = first_update_ratios(ctx, step)
-        large = [r for r in ratios if r.ratio >= RATIO_WARNING]
+        threshold = RATIO_WARNING if ctx.spec.optimizer.is_adaptive else SGD_RATIO_WARNING
+        large = [r for r in ratios if r.ratio >= threshold]
         if not large:
             return
         worst = large[0]
         optimizer = ctx.spec.optimizer
-        others = f"; {len(large) - 1} more of {len(ratios)} weight tensors exceed {RATIO_WARNING:g}" if len(large) > 1 else ""
+        others = (f"; {len(large) - 1} more of {len(ratios)} weight tensors exceed {threshold:g}"
+                  if len(large) > 1 else "")
         # The first step of SGD, momentum and Adam(W) is linear in lr: this lr puts the worst ratio at the threshold.
-        safe_lr = optimizer.lr * RATIO_WARNING / worst.ratio
+        safe_lr = optimizer.lr * threshold / worst.ratio
         site = optimizer_site(ctx)
         yield self.finding(
             ctx,
@@ -119,15 +127,17 @@ def configure_optimizers(model):
             f"(update RMS {worst.update_rms:.3g} vs weight RMS {worst.weight_rms:.3g}){others}"
             f"{clipping_note(ctx, step)}",
             module=worst.module,
-            fix=Fix(f"lower lr to <= {format_lr(safe_lr)} (keeps every first update under {RATIO_WARNING:g}x its "
-                    "weight), or warm the lr up over the first ~1000 steps",
+            fix=Fix(f"lower lr to <= {format_lr(safe_lr)} (keeps every first update under {threshold:g}x its "
+                    f"weight){warmup_hint(optimizer)}",
                     site.with_lr(safe_lr, optimizer.name)),
             severity=Severity.ERROR if worst.ratio >= RATIO_ERROR else Severity.WARNING,
-            weight=_weight(worst.ratio),
+            weight=_weight(worst.ratio, threshold),
         )
 
 
-def _weight(ratio: float) -> float:
-    """0.15 at the warning threshold, 0.7 at an update as large as the weight, 0.85 at 10x."""
-    decades = math.log10(ratio / RATIO_WARNING)
-    return min(0.85, 0.15 + 0.55 * decades) if decades <= 1 else min(0.85, 0.7 + 0.15 * (decades - 1))
+def _weight(ratio: float, threshold: float) -> float:
+    """0.15 at the warning threshold, 0.7 at an update as large as the weight (log scale), up to
+    0.85 at 10x the weight."""
+    if ratio < RATIO_ERROR:
+        return 0.15 + 0.55 * math.log(ratio / threshold) / math.log(RATIO_ERROR / threshold)
+    return min(0.85, 0.7 + 0.15 * math.log10(ratio / RATIO_ERROR))

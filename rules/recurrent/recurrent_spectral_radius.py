@@ -48,7 +48,8 @@ class RecurrentSpectralRadius(Rule):
     ## References
     - Pascanu, Mikolov, Bengio 2013, On the difficulty of training recurrent neural networks, arXiv:1211.5063
     - Bengio, Simard, Frasconi 1994, Learning long-term dependencies with gradient descent is difficult
-    - Saxe, McClelland, Ganguli 2013, Exact solutions to the nonlinear dynamics of learning in deep linear networks, arXiv:1312.6120
+    - Saxe, McClelland, Ganguli 2013, Exact solutions to the nonlinear dynamics of learning in deep
+      linear networks, arXiv:1312.6120
     """
 
     code = "GL701"
@@ -107,7 +108,8 @@ def build_model():
             clipped = bool(ctx.spec.gradient_clip_val)
             yield self.finding(
                 ctx,
-                f"{worst.label} has spectral radius {worst.radius:.3g}: rho x max slope {slope} = {worst.gain:.3g} > 1, "
+                f"{worst.label} has spectral radius {worst.radius:.3g}: "
+                f"rho x max slope {slope} = {worst.gain:.3g} > 1, "
                 f"so gradients through time can grow like {worst.gain:.3g}^T{also}{clipping_mitigates(ctx)}",
                 module=path,
                 fix=_fix(ctx, path, module, worst),

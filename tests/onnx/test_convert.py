@@ -12,7 +12,7 @@ from onnx import TensorProto, helper
 from torch import nn
 
 from gradlint.errors import LoadError
-from gradlint.onnx.convert import OnnxModule, UnsupportedOpError, example_inputs, to_torch
+from gradlint.onnx.convert import OnnxModule, OnnxScope, UnsupportedOpError, example_inputs, to_torch
 from gradlint.onnx.load import load_onnx
 
 TRAINING = torch.onnx.TrainingMode.TRAINING
@@ -179,17 +179,17 @@ CASES = {
     ),
     "transformer_post_norm": (
         lambda: _transformer(False), (torch.randn(2, 5, 8),), {}, ("eval",),
-        {nn.Linear: 8, nn.LayerNorm: 4, nn.ReLU: 2},
+        {nn.Linear: 4, nn.MultiheadAttention: 2, nn.LayerNorm: 4, nn.ReLU: 2},
     ),
     "transformer_pre_norm": (
         lambda: _transformer(True), (torch.randn(2, 5, 8),), {}, ("eval",),
-        {nn.Linear: 8, nn.LayerNorm: 4, nn.ReLU: 2},
+        {nn.Linear: 4, nn.MultiheadAttention: 2, nn.LayerNorm: 4, nn.ReLU: 2},
     ),
     # Opset 14 (the oldest with attention) has no LayerNormalization: the exporter writes
     # ReduceMean/Sub/Pow/Sqrt/Div, with ReduceMean's axes still an attribute.
     "transformer_opset14": (
         lambda: _transformer(False), (torch.randn(2, 5, 8),), {"opset_version": 14}, ("eval",),
-        {nn.Linear: 8, nn.ReLU: 2},
+        {nn.Linear: 4, nn.MultiheadAttention: 2, nn.ReLU: 2},
     ),
     "attention_causal": (Attention, (torch.randn(2, 5, 8),), {}, ("eval",), {nn.Linear: 3}),
     # Before opset 13, Squeeze/Unsqueeze take axes as attributes.
@@ -232,12 +232,24 @@ def test_layers_become_torch_modules(case):
     _, converted, proto, _, _, expected = case
     counts = {cls: sum(type(m) is cls for m in converted.modules()) for cls in expected}
     assert counts == expected
-    gemms = sum(node.op_type == "Gemm" for node in proto.graph.node)
-    assert sum(t == "Gemm" for t in converted.op_types.values()) == gemms  # a Linear for every Gemm
+    # A Linear for every Gemm, but those inside a recovered nn.MultiheadAttention (its out_proj).
+    attention = [converted.node_names[p] + "/" for p, m in converted.named_modules() if isinstance(m, nn.MultiheadAttention)]
+    gemms = sum(node.op_type == "Gemm" and not node.name.startswith(tuple(attention)) for node in proto.graph.node)
+    assert sum(t == "Gemm" for t in converted.op_types.values()) == gemms
     nodes = {node.name for node in proto.graph.node}
-    for child, _ in converted.named_children():
-        assert converted.node_names[child] in nodes
-        assert child.isidentifier()
+    for path, module in converted.named_modules(remove_duplicate=False):
+        if not path:
+            continue
+        if isinstance(module, nn.ModuleList):  # never called, so never a name scope: "/layers.0/..."
+            assert path not in converted.node_names and [name for name, _ in module.named_children()] == \
+                [str(i) for i in range(len(module))]
+            continue
+        name = converted.node_names[path]  # a layer's node, or an OnnxScope's name scope
+        if isinstance(module, OnnxScope):
+            assert any(node.startswith(name + "/") for node in nodes), (path, name)
+        else:
+            assert name in nodes, (path, name)
+        assert all(part.isidentifier() or part.isdigit() for part in path.split("."))
 
 
 def test_example_inputs_run_the_model(case):
@@ -310,9 +322,9 @@ def test_deepcopy_runs_its_own_modules(export):
 def test_node_names_and_op_types(export):
     model = nn.Sequential(nn.Linear(4, 4), nn.ReLU())
     converted = to_torch(load_onnx(export(model, torch.randn(2, 4))))
-    assert converted.node_names == {"n_0_Gemm": "/0/Gemm", "n_1_Relu": "/1/Relu"}
-    assert converted.op_types == {"n_0_Gemm": "Gemm", "n_1_Relu": "Relu"}
-    assert converted.param_sources == {"n_0_Gemm.weight": "0.weight", "n_0_Gemm.bias": "0.bias"}
+    assert converted.node_names == {"0": "/0/Gemm", "1": "/1/Relu"}  # the Sequential's own paths
+    assert converted.op_types == {"0": "Gemm", "1": "Relu"}
+    assert converted.param_sources == {"0.weight": "0.weight", "0.bias": "0.bias"}
 
 
 def test_failing_node_is_named():
@@ -330,7 +342,7 @@ def test_failing_node_is_named():
 def test_current_node_names_the_running_step(export):
     converted = to_torch(load_onnx(export(nn.Sequential(nn.Linear(4, 4), nn.ReLU()), torch.randn(2, 4))))
     seen = []
-    converted.n_0_Gemm.register_forward_hook(lambda *_: seen.append(converted.current_node))
+    converted.get_submodule("0").register_forward_hook(lambda *_: seen.append(converted.current_node))
     converted(torch.randn(2, 4))
     assert seen == ["/0/Gemm"] and converted.current_node is None
 

@@ -1,0 +1,48 @@
+"""Hand-written 4-layer causal LM (one 64-wide attention head, GELU MLPs, no LayerNorm) whose
+attention computes softmax(q k^T) without the 1/sqrt(d_head) factor; Adam lr 0.01.
+
+Varied factor: attention scaling. Unscaled logits are 8x too large and grow quadratically as
+q and k grow, so attention saturates and the residual stream blows up.
+Twins: transformer_attn_scaled (scaling), transformer_attn_noscale_prenorm (adds LayerNorm).
+"""
+
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+
+try:  # truth.py puts benchmarks/ on sys.path
+    import _casekit as kit
+except ImportError:  # loaded as a plain file (e.g. by gradlint): the helper is one folder up
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import _casekit as kit
+
+
+TRAIN_STEPS = 150
+
+
+def build_model():
+    # One head of width 64: softmax(q k^T * attn_scale) v, with 1/sqrt(64) the standard scale.
+    return kit.HandwrittenTransformerLM(vocab=128, d_model=64, heads=1, layers=4,
+                                        attn_scale=1.0, prenorm=False)
+
+
+def make_batch(step):
+    return kit.lm_batch(step, batch=16, seq_len=16, vocab=128)
+
+
+def example_inputs():
+    return make_batch(0)[0]
+
+
+def example_targets():
+    return make_batch(0)[1]
+
+
+def loss_fn(output, targets):
+    return kit.lm_loss(output, targets)
+
+
+def configure_optimizers(model):
+    return torch.optim.Adam(model.parameters(), lr=0.01)

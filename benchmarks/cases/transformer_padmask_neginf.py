@@ -1,0 +1,48 @@
+"""Hand-written 2-layer Pre-LN causal LM on left-padded batches; blocked attention scores
+(future positions and padded keys) are filled with -inf.
+
+Varied factor: numerics of the mask value. A padded query under a causal mask sees only
+padded keys: its whole row is -inf and softmax gives NaN; in layer 2 real tokens multiply
+that NaN value by an attention weight of 0, and 0 * NaN = NaN reaches the loss at step 0.
+Twin: transformer_padmask_finfo_min.
+"""
+
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+
+try:  # truth.py puts benchmarks/ on sys.path
+    import _casekit as kit
+except ImportError:  # loaded as a plain file (e.g. by gradlint): the helper is one folder up
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import _casekit as kit
+
+
+TRAIN_STEPS = 150
+
+
+def build_model():
+    return kit.HandwrittenTransformerLM(vocab=128, d_model=32, heads=4, layers=2,
+                                        mask_value=float("-inf"))
+
+
+def make_batch(step):
+    return kit.left_padded_lm_batch(step, batch=16, seq_len=16, vocab=128)  # (tokens, pad_mask), targets
+
+
+def example_inputs():
+    return make_batch(0)[0]
+
+
+def example_targets():
+    return make_batch(0)[1]
+
+
+def loss_fn(output, targets):
+    return kit.lm_loss(output, targets)  # padded targets are -100: ignored
+
+
+def configure_optimizers(model):
+    return torch.optim.Adam(model.parameters(), lr=3e-3)

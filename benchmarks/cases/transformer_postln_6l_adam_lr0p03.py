@@ -1,0 +1,47 @@
+"""6-layer Post-LN causal LM (nn.TransformerEncoderLayer, norm_first=False, d_model 32) on
+Markov-chain tokens, Adam lr 0.03 with no warmup.
+
+Varied factor: LayerNorm placement. Post-LN at a high lr without warmup is the classic
+failure (Xiong et al. 2020); under this protocol it shows up as a stall near the unigram
+loss rather than a blow-up, because the final LayerNorm bounds the logits' inputs.
+Twin: transformer_preln_6l_adam_lr0p03.
+"""
+
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+
+try:  # truth.py puts benchmarks/ on sys.path
+    import _casekit as kit
+except ImportError:  # loaded as a plain file (e.g. by gradlint): the helper is one folder up
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import _casekit as kit
+
+
+TRAIN_STEPS = 150
+
+
+def build_model():
+    return kit.TorchTransformerLM(vocab=128, d_model=32, heads=4, layers=6, norm_first=False)
+
+
+def make_batch(step):
+    return kit.lm_batch(step, batch=16, seq_len=16, vocab=128)
+
+
+def example_inputs():
+    return make_batch(0)[0]
+
+
+def example_targets():
+    return make_batch(0)[1]
+
+
+def loss_fn(output, targets):
+    return kit.lm_loss(output, targets)
+
+
+def configure_optimizers(model):
+    return torch.optim.Adam(model.parameters(), lr=0.03)  # no warmup
