@@ -1,7 +1,9 @@
 """Shared helpers for the corpus cases in benchmarks/cases/.
 
-Only the boring parts live here: seeded synthetic data and a deep-MLP builder with a choice
-of init. Each case keeps its model, optimizer and the one factor it varies in its own file.
+Only the shared parts live here: seeded synthetic data sets, and model builders that take the
+varied factor as an argument (init scheme, depth, normalization, attention scale, mask value),
+so a case shows its model and its one varied factor in a single call. Each case keeps its
+optimizer, loss and data choice in its own file.
 
 Every data helper takes `step` and returns `(inputs_tuple, targets)`, drawn from a
 torch.Generator seeded by the step, so batches do not depend on (or disturb) the global
@@ -47,6 +49,33 @@ def teacher_regression(step: int, batch: int = 32, in_dim: int = 32, out_dim: in
     x = torch.randn(batch, in_dim, generator=generator(step))
     y = torch.tanh(x @ w1) @ w2
     return (x,), target_scale * y
+
+
+def poisson_counts_batch(step: int, batch: int = 32, in_dim: int = 32,
+                         log_rate_scale: float = 1.5) -> tuple[tuple[torch.Tensor], torch.Tensor]:
+    """Count regression: y ~ Poisson(exp(log_rate_scale * teacher(x))), so counts reach the tens."""
+    (x,), z = teacher_regression(step, batch, in_dim, out_dim=1)
+    rate = torch.exp(log_rate_scale * z.squeeze(1))
+    return (x,), torch.poisson(rate, generator=generator(step, salt=4))
+
+
+def bag_of_words_batch(step: int, batch: int = 32, vocab: int = 64, topics: int = 4,
+                       mean_length: float = 6.0) -> tuple[tuple[torch.Tensor], torch.Tensor]:
+    """Word-count vectors (B, vocab) of short documents, labelled by the topic that wrote them.
+
+    Document lengths are Poisson(mean_length), so now and then a document is empty (all zeros):
+    at mean_length 6 about one batch in 13 holds one, but never step 0.
+    """
+    g = generator(step, salt=3)
+    topic_words = torch.softmax(3.0 * torch.randn(topics, vocab, generator=_world(3)), dim=1)
+    label = torch.randint(0, topics, (batch,), generator=g)
+    lengths = torch.poisson(torch.full((batch,), mean_length), generator=g).long()
+    counts = torch.zeros(batch, vocab)
+    for i in range(batch):
+        if lengths[i] > 0:
+            words = torch.multinomial(topic_words[label[i]], int(lengths[i]), replacement=True, generator=g)
+            counts[i].index_add_(0, words, torch.ones(len(words)))
+    return (counts,), label
 
 
 @functools.lru_cache(maxsize=None)
@@ -200,31 +229,8 @@ def mlp(in_dim: int, width: int, depth: int, out_dim: int, act: type[nn.Module] 
     return init_(nn.Sequential(*layers), init, gain)
 
 
-def bag_of_words_batch(step: int, batch: int = 32, vocab: int = 64, topics: int = 4,
-                       mean_length: float = 6.0) -> tuple[tuple[torch.Tensor], torch.Tensor]:
-    """Word-count vectors (B, vocab) of short documents, labelled by the topic that wrote them.
-
-    Document lengths are Poisson(mean_length), so now and then a document is empty (all zeros):
-    at mean_length 6 about one batch in 13 holds one, but never step 0.
-    """
-    g = generator(step, salt=3)
-    topic_words = torch.softmax(3.0 * torch.randn(topics, vocab, generator=_world(3)), dim=1)
-    label = torch.randint(0, topics, (batch,), generator=g)
-    lengths = torch.poisson(torch.full((batch,), mean_length), generator=g).long()
-    counts = torch.zeros(batch, vocab)
-    for i in range(batch):
-        if lengths[i] > 0:
-            words = torch.multinomial(topic_words[label[i]], int(lengths[i]), replacement=True, generator=g)
-            counts[i].index_add_(0, words, torch.ones(len(words)))
-    return (counts,), label
 
 
-def poisson_counts_batch(step: int, batch: int = 32, in_dim: int = 32,
-                         log_rate_scale: float = 1.5) -> tuple[tuple[torch.Tensor], torch.Tensor]:
-    """Count regression: y ~ Poisson(exp(log_rate_scale * teacher(x))), so counts reach the tens."""
-    (x,), z = teacher_regression(step, batch, in_dim, out_dim=1)
-    rate = torch.exp(log_rate_scale * z.squeeze(1))
-    return (x,), torch.poisson(rate, generator=generator(step, salt=4))
 
 
 def cnn(depth: int, channels: int = 16, classes: int = 10, batchnorm: bool = False,

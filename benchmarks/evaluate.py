@@ -55,7 +55,7 @@ class CaseResult:
     label: str
     diverged_fraction: float
     risk: float = float("nan")
-    evidence: dict = field(default_factory=dict)  # family -> strongest finding weight
+    evidence: dict = field(default_factory=dict)  # the risk model's features (gradlint.risk.features)
     codes: list = field(default_factory=list)
     passes: dict = field(default_factory=dict)
     seconds: float = 0.0
@@ -71,7 +71,7 @@ def lint_case(path: str, result: CaseResult) -> None:
     report = lint_spec(spec, Settings(rules=all_rules()))
     result.seconds = time.perf_counter() - start
     result.risk = report.risk
-    result.evidence = risk_model.evidence(report.findings)
+    result.evidence = dict(report.evidence)
     result.codes = sorted({f.code for f in report.findings})
     result.passes = dict(report.passes)
 
@@ -188,7 +188,9 @@ def main() -> None:
     cv = cross_validated_risk(ok)
     scores = {
         "gradlint risk (cross-validated)": (cv, 0.5),
-        "gradlint noisy-OR of rule weights (no fitting)": ([risk_model.combine_evidence(r.evidence) for r in ok], 0.5),
+        "gradlint noisy-OR of rule weights (no fitting)":
+            ([risk_model.combine_evidence({f: h for f, h in r.evidence.items() if not f.startswith("m:")})
+              for r in ok], 0.5),
         "AUTOTRAINER grad ratio first/last > 70": ([r.autotrainer_ratio for r in ok], AUTOTRAINER_THRESHOLD),
         "global grad norm at init > 100": ([r.init_grad_norm for r in ok], GLOBAL_NORM_THRESHOLD),
         "dry run: 10 optimizer steps": ([r.dry_run_score for r in ok], 1.0),

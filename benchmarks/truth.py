@@ -3,12 +3,12 @@
     python benchmarks/truth.py [--cases benchmarks/cases] [--out benchmarks/truth.json]
                                [--only NAME ...] [--jobs 2]
 
-Protocol (also written into the JSON): for seeds 0, 1, 2, `torch.manual_seed(seed)`, build the
+Protocol: for seeds 0, 1, 2, `torch.manual_seed(seed)`, build the
 model (train mode), take its optimizer from `configure_optimizers`, and run TRAIN_STEPS steps on
 `make_batch(step)`: loss -> backward -> global grad norm g (pre-clip; clipped to
 `gradient_clip_val` when the case sets it) -> optimizer step -> scheduler steps -> zero_grad.
-See RULES below for how a run is judged and how seeds vote. This file must not import gradlint:
-it measures what really happens, independently of what the linter predicts.
+How a run is judged and how the seeds vote: RULES (also the JSON's protocol.rules). This file
+must not import gradlint: it measures what really happens, independently of the linter.
 
 A case that cannot be imported, built or trained is reported and makes the exit status 1;
 the other cases are still labelled and written.
@@ -60,7 +60,7 @@ RULES = {
               "4 significant figures; null marks a non-finite or unrecorded value",
 }
 
-FAMILIES = {"mlp": "mlp", "cnn": "cnn", "resnet": "resnet", "rnn": "rnn", "transformer": "transformer", "hf": "hf"}
+FAMILIES = ("mlp", "cnn", "resnet", "rnn", "transformer", "hf")  # a case's family is its file-name prefix
 
 
 # --------------------------------------------------------------------------- loading a case
@@ -83,8 +83,8 @@ def family_of(name: str) -> str:
     """Family from the file-name prefix (mlp_, cnn_, resnet_, rnn_, transformer_, hf_)."""
     prefix = name.split("_", 1)[0]
     if prefix not in FAMILIES:
-        raise ValueError(f"case name {name!r} must start with one of {sorted(FAMILIES)}_")
-    return FAMILIES[prefix]
+        raise ValueError(f"case name {name!r} must start with one of {', '.join(FAMILIES)} and '_'")
+    return prefix
 
 
 def unpack_optimizers(configured):
@@ -120,7 +120,8 @@ def grad_norm(params, clip) -> float:
     return float(torch.linalg.vector_norm(torch.stack([p.grad.detach().norm(2) for p in params])))
 
 
-def immediate_divergence(step: int, loss: float, g: float | None, loss_0: float, g_0: float | None) -> str | None:
+def immediate_divergence(step: int, loss: float, g: float | None,
+                         loss_0: float, g_0: float | None) -> str | None:
     """The reason a step diverges the run at once (rules 1-3), or None."""
     if not math.isfinite(loss):
         return f"loss is {loss} at step {step}"
@@ -193,7 +194,10 @@ def train_one(case, seed: int) -> dict:
 def subsample(losses, norms):
     """At most MAX_POINTS evenly spaced steps (always the first and the last), 4 sig. figures."""
     n = len(losses)
-    steps = sorted({round(i * (n - 1) / (MAX_POINTS - 1)) for i in range(MAX_POINTS)}) if n > MAX_POINTS else list(range(n))
+    if n > MAX_POINTS:
+        steps = sorted({round(i * (n - 1) / (MAX_POINTS - 1)) for i in range(MAX_POINTS)})
+    else:
+        steps = list(range(n))
 
     def fmt(x):
         return float(f"{x:.4g}") if x is not None and math.isfinite(x) else None
@@ -229,7 +233,8 @@ def run_case(path_str: str) -> tuple[str, dict | None, str | None]:
     except Exception:  # report any failure of a case; the run continues with the others
         return path.stem, None, traceback.format_exc(limit=6)
     outcomes = [s["outcome"] for s in seeds]
-    result = {"label": majority(outcomes), "diverged_fraction": round(outcomes.count("DIVERGED") / len(SEEDS), 4),
+    result = {"label": majority(outcomes),
+              "diverged_fraction": round(outcomes.count("DIVERGED") / len(SEEDS), 4),
               "family": family, "seconds": round(time.perf_counter() - start, 2),
               "cpu_seconds": round(time.process_time() - start_cpu, 2),  # wall time suffers on a busy machine
               "seeds": seeds}
@@ -274,7 +279,8 @@ def run_all(paths: list[Path], jobs: int):
 def describe(name: str, result: dict) -> str:
     votes = " ".join(s["outcome"][0] for s in result["seeds"])
     first_reason = next((s["reason"] for s in result["seeds"] if s["outcome"] == result["label"]), "")
-    return f"{name:<44} {result['family']:<11} {result['label']:<8} [{votes}] {result['seconds']:6.1f}s  {first_reason}"
+    return (f"{name:<44} {result['family']:<11} {result['label']:<8} [{votes}] "
+            f"{result['seconds']:6.1f}s  {first_reason}")
 
 
 def summarize(cases: dict) -> dict:
@@ -289,7 +295,8 @@ def summarize(cases: dict) -> dict:
 def to_json(report: dict) -> str:
     """Indented JSON with every list of numbers on one line (curves stay readable in a diff)."""
     text = json.dumps(report, indent=1)
-    return re.sub(r"\[\n\s*([^\[\]{}\"]*?)\n\s*\]", lambda m: "[" + re.sub(r",\n\s*", ", ", m.group(1)) + "]", text) + "\n"
+    flat_list = re.compile(r"\[\n\s*([^\[\]{}\"]*?)\n\s*\]")  # a list holding no string, list or dict
+    return flat_list.sub(lambda m: "[" + re.sub(r",\n\s*", ", ", m.group(1)) + "]", text) + "\n"
 
 
 def transformers_version() -> str | None:
@@ -339,8 +346,8 @@ def main(argv=None) -> int:
 
     s = report["summary"]
     cpu = sum(cases[name]["cpu_seconds"] for name in done)
-    print(f"\n{len(done)} case(s) trained in {elapsed:.0f}s wall ({cpu:.0f}s CPU in workers) with {args.jobs} job(s); "
-          f"corpus now n={s['n']}: "
+    print(f"\n{len(done)} case(s) trained in {elapsed:.0f}s wall ({cpu:.0f}s CPU in workers) "
+          f"with {args.jobs} job(s); corpus now n={s['n']}: "
           f"DIVERGED {s['DIVERGED']}, TRAINED {s['TRAINED']}, STALLED {s['STALLED']}; written to {args.out}")
     if errors:
         print(f"{len(errors)} case(s) FAILED: {', '.join(sorted(errors))}", file=sys.stderr)

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import torch
-from torch import nn
 from transformers import GPT2Config, GPT2LMHeadModel
 
 try:  # truth.py puts benchmarks/ on sys.path

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import torch
-from torch import nn
 from transformers import LlamaConfig, LlamaForCausalLM
 
 try:  # truth.py puts benchmarks/ on sys.path

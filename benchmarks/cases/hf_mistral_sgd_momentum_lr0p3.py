@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import torch
-from torch import nn
 from transformers import MistralConfig, MistralForCausalLM
 
 try:  # truth.py puts benchmarks/ on sys.path

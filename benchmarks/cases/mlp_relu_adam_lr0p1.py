@@ -29,6 +29,14 @@ def make_batch(step):
     return kit.teacher_regression(step, batch=32)
 
 
+def example_inputs():
+    return make_batch(0)[0]
+
+
+def example_targets():
+    return make_batch(0)[1]
+
+
 def loss_fn(output, targets):
     return nn.functional.mse_loss(output, targets)
 

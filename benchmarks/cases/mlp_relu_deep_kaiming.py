@@ -1,7 +1,7 @@
 """Deep ReLU MLP (8 hidden layers of 64), teacher regression, SGD lr 0.01; Kaiming-normal init.
 
 Varied factor: init. Kaiming (variance 2 / fan_in) keeps the ReLU stack at unit scale.
-Twin: mlp_relu_deep_normal_init.
+Twins: mlp_relu_deep_normal_init (init), mlp_relu_deep_kaiming_gain1p5 (gain).
 """
 
 import sys
@@ -26,6 +26,14 @@ def build_model():
 
 def make_batch(step):
     return kit.teacher_regression(step, batch=32)
+
+
+def example_inputs():
+    return make_batch(0)[0]
+
+
+def example_targets():
+    return make_batch(0)[1]
 
 
 def loss_fn(output, targets):

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import torch
-from torch import nn
 
 try:  # truth.py puts benchmarks/ on sys.path
     import _casekit as kit

@@ -1,0 +1,47 @@
+"""ReLU MLP (3 hidden layers of 64, PyTorch default init), teacher regression, SGD lr 0.2 with
+momentum 0.99.
+
+Varied factor: momentum. The effective step lr / (1 - beta) = 20 is 10x the 0.9 twin's; the
+heavy-ball iterate oscillates with growing amplitude and the loss blows up mid-run for most
+seeds (seeds can disagree).
+Twin: mlp_relu_sgd_momentum0p9.
+"""
+
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+
+try:  # truth.py puts benchmarks/ on sys.path
+    import _casekit as kit
+except ImportError:  # loaded as a plain file (e.g. by gradlint): the helper is one folder up
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import _casekit as kit
+
+
+TRAIN_STEPS = 200
+
+
+def build_model():
+    return kit.mlp(32, 64, depth=3, out_dim=4, act=nn.ReLU)
+
+
+def make_batch(step):
+    return kit.teacher_regression(step, batch=32)
+
+
+def example_inputs():
+    return make_batch(0)[0]
+
+
+def example_targets():
+    return make_batch(0)[1]
+
+
+def loss_fn(output, targets):
+    return nn.functional.mse_loss(output, targets)
+
+
+def configure_optimizers(model):
+    return torch.optim.SGD(model.parameters(), lr=0.2, momentum=0.99)
