@@ -110,12 +110,14 @@ def _run(paths, *, output_format, output_file, statistics, select, extend_select
         severity=_severities(severity), device=device, seed=seed, batch_size=batch_size, thorough=thorough,
         probe=not no_probe, input_shape=_shape(input_shape), lr=lr, optimizer=optimizer, loss=loss,
         inline_suppressions=not ignore_noqa)
-    resolve_rules(run_config, cli, all_rules())  # unknown selectors are usage errors even with nothing to lint
     if not paths:
         raise UsageError("no paths given (try `gradlint samples/` or `gradlint --help`)")
-
     targets = [t for t in _targets(paths, finder, skip_non_models)
                if not (cli.inline_suppressions and t.kind == "python" and suppress.file_exempt(t.path))]
+    if targets or cli.select or cli.extend_select or cli.ignore or run_config.select or run_config.extend_select or run_config.ignore:
+        # Unknown selectors are usage errors even with nothing to lint; a pre-commit run over
+        # files without a model and without selectors skips loading the rules altogether.
+        resolve_rules(run_config, cli, all_rules())
     plans = [_plan(target, finder, cli) for target in targets]
     reports = [lint_target(target, settings, overrides, verbose) for target, settings, overrides in plans]
     ran = [{rule.code for rule in active_rules(settings)} for _, settings, _ in plans]
@@ -168,7 +170,7 @@ def _plan(target, finder, cli):
                                                 external=config.external))
     overrides = Overrides(input_shape=cli.input_shape or model.input_shape, lr=_first(cli.lr, model.lr),
                           optimizer=cli.optimizer or model.optimizer, loss=cli.loss or model.loss, seed=seed,
-                          batch_size=cli.batch_size or config.batch_size)
+                          batch_size=cli.batch_size or config.batch_size, gradient_clip_val=model.gradient_clip_val)
     return target, settings, overrides
 
 

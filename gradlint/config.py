@@ -28,6 +28,7 @@ ignores them all. Command-line options beat the file. Reading a config never imp
     optimizer = "SGD"
     lr = 0.1
     loss = "cross-entropy"              # or "mse": the loss when the file defines no loss_fn
+    gradient-clip-val = 1.0             # global grad-norm clipping (Lightning's name)
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ FORMAT_NAMES = tuple(FORMATS)
 _TOP_KEYS = ("select", "extend-select", "ignore", "external", "per-file-ignores", "severity", "fail-on",
              "output-format", "baseline", "probe", "models")
 _PROBE_KEYS = ("batch-size", "seed", "device", "thorough")
-_MODEL_KEYS = ("factory", "input-shape", "optimizer", "lr", "loss")
+_MODEL_KEYS = ("factory", "input-shape", "optimizer", "lr", "loss", "gradient-clip-val")
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ class ModelSettings:
     optimizer: str | None = None
     lr: float | None = None
     loss: str | None = None  # "cross-entropy" or "mse" (losses.LOSSES)
+    gradient_clip_val: float | None = None
 
 
 @dataclass(frozen=True)
@@ -282,6 +284,7 @@ def _parse(table: Any, path: str, prefix: str, text: str) -> Config:
             optimizer=_typed(entry, "optimizer", str, name + ".", where),
             lr=_positive(entry, "lr", float, name + ".", where),
             loss=_loss(entry, name + ".", where),
+            gradient_clip_val=_positive(entry, "gradient-clip-val", float, name + ".", where),
         )))
 
     output_format = _typed(table, "output-format", str, prefix, where)

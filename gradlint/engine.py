@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from gradlint import risk, suppress
 from gradlint.discover import Target
 from gradlint.errors import LoadError
-from gradlint.findings import Finding, Location, ModelReport, Severity, Stage
+from gradlint.findings import NOT_RUN, Finding, Location, ModelReport, Severity, Stage
 from gradlint.rule import Rule, RuleContext
 from gradlint.spec import ModelSpec
 
@@ -58,7 +58,7 @@ def lint_spec(spec: ModelSpec, settings: Settings) -> ModelReport:
     if spec.source_format == "onnx":
         findings = [_onnx_finding(f, spec) for f in findings]
     findings = suppress.apply(findings, spec.path, spec.source_format, rules, settings.suppressions)
-    value = risk.combine(findings)
+    value = risk.combine(findings, ctx.evidence)
     findings = _merge_same_site([_with_severity(f, settings.severities) for f in findings],
                                 by_module=spec.source_format == "onnx")
     findings.sort(key=lambda f: (f.location.path, f.location.line, f.location.col, f.code, f.module))
@@ -71,6 +71,7 @@ def lint_spec(spec: ModelSpec, settings: Settings) -> ModelReport:
         findings=tuple(findings),
         causes=risk.top_causes(findings),
         passes=ctx.passes,
+        evidence=risk.features(findings, ctx.evidence),
     )
 
 
@@ -104,7 +105,9 @@ def _onnx_finding(finding: Finding, spec: ModelSpec) -> Finding:
 def _not_run(spec: ModelSpec, skipped: Sequence[type[Rule]]) -> tuple[str, ...]:
     if not spec.cannot_run:
         return ()
-    return (f"static rules only: {spec.cannot_run}; the model cannot run, so {len(skipped)} trace and probe "
+    if not skipped:  # --no-probe, or only static rules selected
+        return (f"{NOT_RUN}{spec.cannot_run}",)
+    return (f"{NOT_RUN}{spec.cannot_run}; the model cannot run, so {len(skipped)} trace and probe "
             f"rule{'' if len(skipped) == 1 else 's'} did not",)
 
 

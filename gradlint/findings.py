@@ -77,6 +77,9 @@ class Finding:
         }
 
 
+NOT_RUN = "static rules only: "  # opens the assumption engine.lint_spec states for a model that cannot run
+
+
 @dataclass(frozen=True)
 class ModelReport:
     """Everything gradlint says about one linted target."""
@@ -89,7 +92,14 @@ class ModelReport:
     findings: tuple[Finding, ...] = ()
     causes: tuple[str, ...] = ()
     passes: dict = field(default_factory=dict)
+    evidence: dict = field(default_factory=dict)  # the risk model's inputs (gradlint.risk)
     error: str | None = None
+
+    @property
+    def not_run(self) -> str | None:
+        """Why only the static rules ran (the model cannot run: an unsupported ONNX op), as the
+        engine states it among the assumptions; None when the model ran."""
+        return next((a for a in self.assumptions if a.startswith(NOT_RUN)), None)
 
     def to_dict(self) -> dict:
         if self.error is not None:
@@ -101,5 +111,6 @@ class ModelReport:
             "assumptions": list(self.assumptions),
             "causes": list(self.causes),
             "passes": dict(self.passes),
+            "evidence": {k: round(v, 4) for k, v in sorted(self.evidence.items())},
             "findings": [f.to_dict() for f in self.findings],
         }

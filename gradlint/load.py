@@ -40,6 +40,7 @@ class Overrides:
     seed: int = 0
     batch_size: int | None = None  # of the random batch gradlint infers when there is no example_inputs()
     loss: str | None = None  # the default loss without a loss_fn: "cross-entropy" or "mse" (losses.LOSSES)
+    gradient_clip_val: float | None = None  # instead of the file's (an ONNX file has none)
 
 
 def load_target(target: Target, overrides: Overrides = Overrides()) -> ModelSpec:
@@ -146,7 +147,8 @@ def spec_from_namespace(namespace: Any, path: str, name: str | None, overrides: 
     targets = _call_optional(namespace, "example_targets")
     loss_fn = getattr(namespace, "loss_fn", None)
     optimizer_object, optimizer = resolve_optimizer(namespace, model, overrides, assumptions)
-    clip = getattr(namespace, "gradient_clip_val", None)
+    clip = overrides.gradient_clip_val if overrides.gradient_clip_val is not None \
+        else getattr(namespace, "gradient_clip_val", None)
     if clip is not None and not isinstance(clip, (int, float)):
         raise LoadError(f"gradient_clip_val must be a number, not {type(clip).__name__}")
     return ModelSpec(

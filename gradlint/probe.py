@@ -14,7 +14,7 @@ from typing import Any
 from gradlint.errors import LoadError
 from gradlint.losses import training_loss
 from gradlint.spec import ModelSpec
-from gradlint.trace import Trace, run_recorded
+from gradlint.trace import ForwardError, Trace, run_recorded
 
 
 @dataclass(frozen=True)
@@ -74,16 +74,19 @@ def observe(spec: ModelSpec, want_trace: bool, want_probe: bool, device: str = "
         torch.manual_seed(seed)
         grad_context = contextlib.nullcontext() if want_probe else torch.no_grad()
         with grad_context:
-            try:
-                output, trace, recorder = run_recorded(spec, inputs, retain_grads=want_probe)
-            except LoadError:
-                raise
-            except Exception as error:
-                raise LoadError(f"forward raised {type(error).__name__}: {_first_line(error)}") from error
             # The loss is computed even without a backward: it validates the output (an integer
             # or dict output is reported the same whichever rules run) and states its assumption.
-            loss, assumption = training_loss(output, targets, spec.loss_fn, seed, needs_grad=want_probe,
-                                             kind=spec.loss)
+            def loss_of(output):
+                return training_loss(output, targets, spec.loss_fn, seed, needs_grad=want_probe, kind=spec.loss)
+
+            try:
+                output, (loss, assumption), trace, recorder = run_recorded(
+                    spec, inputs, retain_grads=want_probe, then=loss_of)
+            except ForwardError as error:
+                cause = error.error
+                if isinstance(cause, LoadError):
+                    raise cause from cause
+                raise LoadError(f"forward raised {type(cause).__name__}: {_first_line(cause)}") from cause
         assumptions = (assumption,) if assumption else ()
         if not want_probe:
             return Observation(trace, None, assumptions, {"forward": 1, "backward": 0})

@@ -21,8 +21,9 @@ GROUP = "gradlint.rules"
 @functools.cache
 def all_rules() -> tuple[type[Rule], ...]:
     """Every installed rule class, sorted by code; a code claimed twice keeps its first owner."""
-    targets = [ep.load for ep in entry_points(group=GROUP)]
-    if not any(ep.value == "gradlint.rules" for ep in entry_points(group=GROUP)):
+    points = entry_points(group=GROUP)  # scans every installed distribution: once
+    targets = [ep.load for ep in points]
+    if not any(ep.value == "gradlint.rules" for ep in points):
         # Running from a source tree that is not installed: load the built-in rules directly.
         targets.insert(0, lambda: importlib.import_module("gradlint.rules"))
     found: dict[str, type[Rule]] = {}

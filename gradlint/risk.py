@@ -47,10 +47,19 @@ def combine_evidence(evidence_by_family: Mapping[str, float]) -> float:
     return 1.0 - math.exp(-sum(evidence_by_family.values()))
 
 
-def combine(findings: Sequence[Finding]) -> float:
+def features(findings: Sequence[Finding], measured: Mapping[str, float] | None = None) -> dict[str, float]:
+    """The risk model's inputs: each family's strongest finding as a hazard, plus the continuous
+    measurements rules recorded (RuleContext.record), prefixed `m:`."""
+    result = evidence(findings)
+    result.update({f"m:{name}": value for name, value in (measured or {}).items()})
+    return result
+
+
+def combine(findings: Sequence[Finding], measured: Mapping[str, float] | None = None) -> float:
     model = shipped_model()
-    found = evidence(findings)
-    return predict(model, found) if model is not None else combine_evidence(found)
+    if model is None:
+        return combine_evidence(evidence(findings))
+    return predict(model, features(findings, measured))
 
 
 @functools.cache
@@ -63,10 +72,13 @@ def shipped_model() -> dict | None:
 
 
 def predict(model: Mapping, evidence_by_family: Mapping[str, float]) -> float:
-    # A family the model never saw (a third-party rule) counts like an average fitted family.
+    # A family the model never saw (a third-party rule) counts like an average fitted family;
+    # a measurement it never saw counts for nothing.
     weights = model["weights"]
-    default = sum(weights.values()) / len(weights) if weights else 1.0
-    z = model["bias"] + sum(weights.get(f, default) * h for f, h in evidence_by_family.items())
+    families = [w for f, w in weights.items() if not f.startswith("m:")]
+    default = sum(families) / len(families) if families else 1.0
+    z = model["bias"] + sum(weights.get(f, 0.0 if f.startswith("m:") else default) * h
+                            for f, h in evidence_by_family.items())
     return 1.0 / (1.0 + math.exp(-max(min(z, 60.0), -60.0)))
 
 
@@ -82,7 +94,7 @@ def fit(evidences: Sequence[Mapping[str, float]], labels: Sequence[bool], l2: fl
     families = sorted({f for e in evidences for f in e})
     x = np.array([[e.get(f, 0.0) for f in families] for e in evidences], dtype=float).reshape(len(evidences), -1)
     y = np.array([1.0 if label else 0.0 for label in labels])
-    bias, weights = 0.0, np.ones(len(families))
+    bias, weights = 0.0, np.zeros(len(families))
     for _ in range(steps):
         p = 1.0 / (1.0 + np.exp(-np.clip(bias + x @ weights, -60, 60)))
         bias -= lr * float(np.mean(p - y))

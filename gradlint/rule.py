@@ -42,6 +42,14 @@ class RuleContext:
     # Measurements several rules need (e.g. the optimizer's first step), computed once per model.
     shared: dict = field(default_factory=dict)
 
+    # Continuous measurements for the risk model, recorded whether or not a rule fires
+    # (a finding is a threshold; the risk wants the distance to it).
+    evidence: dict = field(default_factory=dict)
+
+    def record(self, name: str, value: float) -> None:
+        """Record a risk feature: non-negative, larger means riskier, 0 when absent."""
+        self.evidence[name] = max(self.evidence.get(name, 0.0), max(0.0, float(value)))
+
     def measure(self, key: str, compute):
         """`compute()` once per model and lint run, shared between rules."""
         if key not in self.shared:
@@ -113,8 +121,9 @@ class Rule:
         """The first sentence under "What it does", for listings and SARIF shortDescription."""
         text = cls.doc()
         _, _, rest = text.partition("## What it does")
-        body = (rest or text).strip().split("\n\n")[0]
-        return " ".join(body.split())
+        paragraph = " ".join((rest or text).strip().split("\n\n")[0].split())
+        sentence, dot, _ = paragraph.partition(". ")
+        return sentence + "." if dot else paragraph
 
     @classmethod
     def needs(cls, stage: Stage) -> bool:

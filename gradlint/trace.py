@@ -281,8 +281,10 @@ class Recorder:
         return self._ancestors[index]
 
 
-def run_recorded(spec: Any, inputs: tuple, retain_grads: bool) -> tuple[Any, Trace, Recorder]:
-    """Run the model once on `inputs`, recording it. Returns (output, trace, recorder)."""
+def run_recorded(spec: Any, inputs: tuple, retain_grads: bool, then: Any = None) -> tuple[Any, Any, Trace, Recorder]:
+    """Run the model once on `inputs`, recording it, then `then(output)` (the loss) under the same
+    recording: `log(softmax(x))` in a loss_fn is the user's code too. Returns (output, then's
+    result, trace, recorder)."""
     from torch.overrides import TorchFunctionMode
 
     recorder = Recorder(spec, retain_grads)
@@ -302,11 +304,23 @@ def run_recorded(spec: Any, inputs: tuple, retain_grads: bool) -> tuple[Any, Tra
         recorder._producer[id(tensor)] = MODEL_INPUT
     try:
         with _Mode():
-            output = spec.model(*inputs)
+            try:
+                output = spec.model(*inputs)
+            except Exception as error:
+                raise ForwardError(error) from error
+            result = then(output) if then is not None else None
     finally:
         for handle in handles:
             handle.remove()
-    return output, Trace(tuple(recorder.nodes)), recorder
+    return output, result, Trace(tuple(recorder.nodes)), recorder
+
+
+class ForwardError(Exception):
+    """The model's forward raised (as opposed to the loss computed after it)."""
+
+    def __init__(self, error: BaseException):
+        super().__init__(str(error))
+        self.error = error
 
 
 def log10(value: float) -> float:

@@ -1,4 +1,4 @@
-"""Hand-written single-head attention with the 1/sqrt(d) scale and a log_softmax loss: the healthy twin of attention_unscaled.py.
+"""Hand-written attention with the 1/sqrt(d) scale and a log_softmax loss: twin of attention_unscaled.py.
 
 What it shows: scaled dot-product attention. Dividing q . k by sqrt(d) brings the scores back to
 about the variance of one coordinate product, so the softmax starts spread out and passes

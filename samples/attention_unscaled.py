@@ -1,4 +1,4 @@
-"""Hand-written single-head attention without the 1/sqrt(d) scale, with a loss computed as torch.log(torch.softmax(...)).
+"""Hand-written attention without the 1/sqrt(d) scale and with a torch.log(torch.softmax(...)) loss.
 
 Problem 1: q . k summed over d = 64 coordinates has a standard deviation sqrt(d) = 8 times that of
 one coordinate product. The softmax over such scores is nearly one-hot: its Jacobian

@@ -1,4 +1,4 @@
-"""The 20-layer ReLU MLP of deep_mlp_normal_init.py with He (Kaiming) init: activation and gradient scales stay constant.
+"""The 20-layer ReLU MLP of deep_mlp_normal_init.py with He init: activation and gradient scales hold.
 
 What it shows: kaiming_normal_(nonlinearity="relu") draws weights with std = sqrt(2 / fan_in).
 ReLU zeroes half of each pre-activation's mass, and the factor 2 restores it, so the second

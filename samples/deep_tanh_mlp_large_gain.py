@@ -1,4 +1,4 @@
-"""A 24-layer tanh MLP initialised with xavier_normal_(gain=3.0): tanh saturates and the gradients grow towards the input.
+"""A 24-layer tanh MLP with xavier_normal_(gain=3.0): tanh saturates, gradients grow towards the input.
 
 Problem: with weight std 3x the Glorot value the pre-activations are large, and about 30% of
 the tanh outputs sit in the flat tails (|tanh| > 0.99). The net is in the "chaotic" phase of

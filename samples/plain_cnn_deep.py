@@ -1,4 +1,4 @@
-"""A plain 16-conv ReLU CNN without normalization or skip connections: the gradient vanishes before it reaches the first convs.
+"""A plain 16-conv ReLU CNN without normalization or skips: the gradient vanishes towards the input.
 
 Problem: PyTorch's default Conv2d init (kaiming_uniform_ with a=sqrt(5)) draws weights with
 variance 1 / (3 * fan_in), a third of what ReLU needs (2 / fan_in). Each conv+ReLU scales the
@@ -24,7 +24,9 @@ class PlainCNN(nn.Module):
         super().__init__()
         self.stem = nn.Conv2d(3, CHANNELS, kernel_size=3, padding=1)
         # No BatchNorm, no residual: nothing re-scales the signal between the 15 body convs.
-        self.body = nn.ModuleList(nn.Conv2d(CHANNELS, CHANNELS, kernel_size=3, padding=1) for _ in range(CONVS - 1))
+        self.body = nn.ModuleList(
+            nn.Conv2d(CHANNELS, CHANNELS, kernel_size=3, padding=1) for _ in range(CONVS - 1)
+        )
         self.act = nn.ReLU()
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.head = nn.Linear(CHANNELS, CLASSES)

@@ -1,4 +1,4 @@
-"""A 16-block residual MLP without normalization: every He-initialised branch is added at full weight and the scale grows ~3x per block.
+"""A 16-block unnormalized residual MLP with full-weight He-init branches: the scale grows ~3x per block.
 
 Problem: each block computes x + fc2(relu(fc1(x))) with both Linears He-initialised
 (kaiming_normal_, std = sqrt(2 / fan_in)). The branch output then has ~2 Var(x), so

@@ -1,4 +1,4 @@
-"""The 16-block unnormalized residual MLP of resnet_no_norm.py with SkipInit: each branch is scaled by a learnable alpha = 0.
+"""The residual MLP of resnet_no_norm.py with SkipInit: each branch scaled by a learnable alpha = 0.
 
 What it shows: a normalization-free way to train deep residual nets. Each block computes
 x + alpha * fc2(relu(fc1(x))) with alpha a learnable scalar initialised to 0, so at init every

@@ -1,4 +1,4 @@
-"""The MLP regressor of sgd_lr_too_high.py trained with SGD at lr 0.01, half its stability limit: the loss decreases smoothly.
+"""The MLP regressor of sgd_lr_too_high.py with SGD at lr 0.01, half its stability limit: stable.
 
 What it shows: the learning rate fits the curvature. With lambda_max ~101 at init (largest
 Hessian eigenvalue of the MSE loss on the example batch), plain gradient descent is stable for

@@ -1,4 +1,4 @@
-"""A small, well-initialised MLP regressor trained with SGD at lr 5.0, 250x its stability limit: the loss is NaN by the 4th step.
+"""A well-initialised MLP regressor trained with SGD at lr 5.0, 250x its stability limit: the loss is NaN.
 
 Problem: nothing is wrong with the architecture or the init; the optimizer is. Gradient descent
 is only stable for lr < 2 / lambda_max, lambda_max the largest eigenvalue of the loss Hessian;

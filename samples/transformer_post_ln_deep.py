@@ -1,15 +1,19 @@
-"""A 12-layer Post-LN Transformer encoder (norm_first=False) trained with Adam at lr 5e-3 and no warmup.
+"""A 12-layer Post-LN Transformer encoder, Adam at lr 5e-3 and no warmup: it never starts learning.
 
-Problem: in a Post-LN layer the LayerNorm sits after the residual add, x = LN(x + F(x)), so the
-gradient to earlier layers must pass through every LayerNorm on the main path. At init the
-gradient near the output is large and Adam's first updates, at full learning rate without a
-warmup, are big relative to the weights; deep Post-LN stacks then diverge or get stuck (Xiong et
-al. 2020, "On Layer Normalization in the Transformer Architecture"; Liu et al. 2020, "Understanding
-the Difficulty of Training Transformers").
-Twin: transformer_pre_ln.py sets norm_first=True (x = x + F(LN(x)), a clean identity path), adds a
-final LayerNorm and uses lr 1e-3.
+Problem: a Post-LN layer computes x = LN(x + F(x)), so the LayerNorm sits on the main path and
+every gradient to earlier layers passes through all the LayerNorms after it. At init the gradient
+of the parameters near the output is ~sqrt(L) times larger than in a Pre-LN stack, and Adam's
+first full-size steps (no warmup) make large, badly scaled updates; deep Post-LN stacks then
+diverge or get stuck, which is why they need a learning-rate warmup (Xiong et al. 2020, "On Layer
+Normalization in the Transformer Architecture"; Liu et al. 2020, "Understanding the Difficulty
+of Training Transformers").
+Twin: transformer_pre_ln.py sets norm_first=True (x = x + F(LN(x)): a clean identity path), adds
+a final LayerNorm and uses lr 1e-3.
 
-Measured (see samples/README.md): MEASURE.
+Measured (torch 2.13 CPU, method in samples/README.md): gradient norm of the last layer's
+parameters at init 0.29 vs 0.081 for the Pre-LN twin (3.6x, ~sqrt(12)). Trained 300 steps on
+fresh random batches of the reversal task the loss stays at ln(32) = 3.47, chance level (Pre-LN
+twin at lr 1e-3: 3.51 -> 1.63; Pre-LN at 5e-3: -> 0.007; this Post-LN at 1e-3: only 3.34).
 """
 
 import torch

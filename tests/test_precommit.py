@@ -26,11 +26,11 @@ def hooks() -> dict:
 
 def test_manifest_matches_pre_commits_schema():
     gradlint, onnx = hooks()["gradlint"], hooks()["gradlint-onnx"]
-    assert gradlint["entry"] == "gradlint --skip-non-models"
+    assert gradlint["entry"] == "gradlint --skip-non-models --quiet"
     assert gradlint["types"] == ["python"] and gradlint["language"] == "python"
     assert gradlint["require_serial"] is True  # torch imported once, not once per CPU
     assert onnx["files"] == r"\.onnx$" and onnx["types"] == ["file"] and onnx["require_serial"] is True
-    assert onnx["entry"] == "gradlint"
+    assert onnx["entry"] == "gradlint --quiet"
     for hook in (gradlint, onnx):
         assert "--thorough" not in hook["entry"] and not hook["args"]  # the default run stays fast
         assert hook["pass_filenames"] and hook["name"] and hook["description"]

@@ -26,6 +26,10 @@ def render(reports: Sequence[ModelReport], quiet: bool = False, baseline=None) -
         if report.error is not None:
             properties = f"file={_property(repo_path(report.path, root))},title=gradlint (load error)"
             items.append(("error", f"::error {properties}::{_data(error_line(report))}", error_line(report)))
+        elif report.not_run:
+            line = f"{report.path}: {report.not_run}"
+            properties = f"file={_property(repo_path(report.path, root))},title=gradlint (static rules only)"
+            items.append(("warning", f"::warning {properties}::{_data(line)}", line))
     findings = sorted((f for r in reports for f in r.findings), key=lambda f: -f.severity.rank)
     items.extend((_COMMANDS[f.severity], _annotation(f, root), finding_line(f)) for f in findings)
 

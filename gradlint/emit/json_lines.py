@@ -1,5 +1,6 @@
-"""One JSON object per line: each finding with its target, and each target that failed to load
-({"target", "path", "error"}). For streaming into log tools; `json` has the risk and summary."""
+"""One JSON object per line: each finding with its target, each target that failed to load
+({"target", "path", "error"}), and each that only the static rules could lint ({"target", "path",
+"note"}). For streaming into log tools; `json` has the risk and summary."""
 
 from __future__ import annotations
 
@@ -14,5 +15,7 @@ def render(reports: Sequence[ModelReport], quiet: bool = False, baseline=None) -
     for report in reports:
         if report.error is not None:
             lines.append({"target": report.target, "path": report.path, "error": report.error})
+        elif report.not_run:
+            lines.append({"target": report.target, "path": report.path, "note": report.not_run})
         lines.extend({"target": report.target, **finding.to_dict()} for finding in report.findings)
     return "".join(json.dumps(line) + "\n" for line in lines)

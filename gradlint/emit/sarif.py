@@ -45,6 +45,12 @@ def render(reports: Sequence[ModelReport], quiet: bool = False, baseline=None) -
         "locations": [{"physicalLocation": {"artifactLocation": {"uri": repo_path(report.path, root)}}}],
         "descriptor": {"id": "load-error"},
     } for report in reports if report.error is not None]
+    partial = [{  # linted, but only by the static rules (the model cannot run)
+        "level": "warning",
+        "message": {"text": f"{report.path}: {report.not_run}"},
+        "locations": [{"physicalLocation": {"artifactLocation": {"uri": repo_path(report.path, root)}}}],
+        "descriptor": {"id": "static-rules-only"},
+    } for report in reports if report.error is None and report.not_run]
     run = {
         "tool": {"driver": {
             "name": "gradlint",
@@ -52,7 +58,8 @@ def render(reports: Sequence[ModelReport], quiet: bool = False, baseline=None) -
             "semanticVersion": __version__,
             "rules": [_rule(rule_by_code(code), code, findings) for code in codes],
         }},
-        "invocations": [{"executionSuccessful": not notifications, "toolExecutionNotifications": notifications}],
+        "invocations": [{"executionSuccessful": not notifications,
+                         "toolExecutionNotifications": notifications + partial}],
         "results": results,
     }
     return json.dumps({"$schema": SCHEMA, "version": "2.1.0", "runs": [run]}, indent=2) + "\n"

@@ -16,6 +16,9 @@ import torch
 from gradlint.onnx.tensors import attributes, to_tensor
 
 DEFAULT_DOMAINS = ("", "ai.onnx")
+# Ops that only move data: folded when every input is static (see Graph._fold_static).
+_FOLDABLE = {"Slice", "Concat", "Unsqueeze", "Squeeze", "Reshape", "Transpose", "Gather", "Split", "Cast",
+             "Expand", "Flatten", "Shape", "Size"}
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,11 @@ class Graph:
         # Initializers in graph order; torch tensors so converters can slice and transpose them.
         self.initializers: dict[str, torch.Tensor] = {t.name: to_tensor(t) for t in graph.initializer}
         self.constants: dict[str, torch.Tensor] = {}
+        self.derived: set[str] = set()  # folded values computed from float initializers (weights)
+        self._reader_ops: dict[str, set[str]] = {}
+        for proto in graph.node:
+            for name in proto.input:
+                self._reader_ops.setdefault(name, set()).add(proto.op_type)
         self.inputs = [value for value in graph.input if value.name not in self.initializers]
         self.outputs = [value.name for value in graph.output]
         # Declared or inferred shapes (value_info after shape inference); None for a dynamic size.
@@ -98,7 +106,34 @@ class Graph:
             # trains them separately, so each gets its own copy, hence its own Parameter.
             self.initializers[node.outputs[0]] = self.initializers[node.inputs[0]].clone()
             return True
+        if node.label in _FOLDABLE and all(not name or self.static(name) is not None for name in node.inputs):
+            return self._fold_static(node)
         return False
+
+    def _fold_static(self, node: Node) -> bool:
+        """A data-movement op on static values only: without constant folding, the exporter
+        rearranges weights in the graph (the gate blocks of an LSTM's weights are Sliced and
+        Concatenated before the LSTM node). The result is static, and a weight when its inputs
+        are: the layer reading it holds it as a Parameter of its own. The Transpose of a weight
+        that a MatMul reads stays: the MatMul's Linear holds the weight itself (layers._matmul)."""
+        from gradlint.onnx.ops import OPS
+
+        if node.label == "Transpose" and self._reader_ops.get(node.outputs[0], set()) <= {"MatMul"} and \
+                self.is_weight(node.inputs[0]):
+            return False
+        if node.label == "Gather" and self.is_weight(node.inputs[0]):
+            return False  # an embedding lookup (of fixed positions): the table stays one weight
+        try:
+            out = OPS[node.op_type](node, *(self.static(name) if name else None for name in node.inputs))
+        except Exception:  # left to run, and to fail naming the node
+            return False
+        weight = any(name and self.is_weight(name) for name in node.inputs)
+        for name, value in zip(node.outputs, out if isinstance(out, tuple) else (out,)):
+            if name and isinstance(value, torch.Tensor):
+                self.constants[name] = value
+                if weight and value.is_floating_point():
+                    self.derived.add(name)
+        return all(not name or name in self.constants for name in node.outputs)
 
     def static(self, name: str) -> torch.Tensor | None:
         """The value of an initializer or a Constant output; None for runtime values."""
@@ -107,7 +142,9 @@ class Graph:
         return self.constants.get(name)
 
     def is_weight(self, name: str) -> bool:
-        """A floating-point initializer: a trainable tensor."""
+        """A floating-point initializer, or a value folded from one: a trainable tensor."""
+        if name in self.derived:
+            return True
         value = self.initializers.get(name)
         return value is not None and value.is_floating_point()
 

@@ -22,6 +22,7 @@ from gradlint.onnx.conversion import Layer, Weights, static_float, with_weights
 from gradlint.onnx.graph import Graph, Node
 from gradlint.onnx.ops import spatial_pads, symmetric, torch_pad
 from gradlint.onnx.rnn import convert_rnn
+from gradlint.onnx.tensors import shortest as _shortest
 
 LAYERS: dict[str, Callable[[Node, Graph, Weights], "Layer | None"]] = {}
 
@@ -94,7 +95,7 @@ def _dropout(node: Node, graph: Graph, weights: Weights) -> Layer | None:
     ratio = graph.static(node.input(1)) if node.input(1) else None
     if (len(node.outputs) > 1 and graph.consumers(node.outputs[1])) or (node.input(1) and ratio is None):
         return None  # the mask is read, or the ratio is computed at runtime
-    p = float(ratio) if ratio is not None else node.attr("ratio", 0.5)  # an attribute before opset 12
+    p = _shortest(float(ratio)) if ratio is not None else node.attr("ratio", 0.5)  # an attribute before opset 12
     # nn.Dropout follows the module's train()/eval(), as the source model's did.
     return Layer(nn.Dropout(p), "Dropout", node.inputs[:1], node.outputs[:1])
 

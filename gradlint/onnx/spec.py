@@ -20,7 +20,8 @@ from gradlint.onnx.inputs import dynamic_dims, example_inputs, runtime_inputs
 from gradlint.onnx.load import load_onnx
 from gradlint.spec import ModelSpec, OptimizerInfo
 
-SETUP_HINT = "set --optimizer, --lr and --loss, or optimizer, lr and loss in [tool.gradlint.models]"
+SETUP_HINT = ("set --optimizer, --lr and --loss, or optimizer, lr, loss and gradient-clip-val in "
+              "[tool.gradlint.models]")
 
 
 def load_onnx_spec(path: str, overrides: Overrides = Overrides()) -> ModelSpec:
@@ -58,6 +59,7 @@ def load_onnx_spec(path: str, overrides: Overrides = Overrides()) -> ModelSpec:
         inputs=inputs,
         optimizer=info,
         optimizer_object=optimizer,
+        gradient_clip_val=overrides.gradient_clip_val,
         model_location=Location(display_path(path), 1, 1),
         assumptions=tuple(assumptions),
         source_format="onnx",

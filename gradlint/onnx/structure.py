@@ -28,6 +28,7 @@ from torch import nn
 from gradlint.onnx.graph import Graph
 
 _TOLERANCE = 1e-4
+_SMALL = 1 << 16  # inputs this small are cheap enough to try every head count on
 
 
 def recover(module: Any, graph: Graph) -> None:
@@ -132,13 +133,13 @@ def _matches(module: Any, graph: Graph, steps: list, x_name: str, out_name: str,
         return False
     sizes = [size or default for size, default in zip(shape, (2, 3, embed))]
     x = torch.randn(sizes, generator=torch.Generator().manual_seed(0))
-    modes = {m: m.training for m in module.modules()}
+    modes = {m: m.training for m in (*module.modules(), *attention.modules())}
     try:
-        module.eval()
+        module.eval(), attention.eval()  # no dropout in either
         with torch.no_grad():
             expected = _run(module, graph, steps, {x_name: x})[out_name]
             for batch_first in (True, False):
-                for heads in (h for h in range(1, embed + 1) if embed % h == 0):
+                for heads in _head_counts(graph, steps, embed, small=x.numel() <= _SMALL):
                     attention.batch_first, attention.num_heads, attention.head_dim = batch_first, heads, embed // heads
                     got = attention(x, x, x, need_weights=False)[0]
                     if got.shape == expected.shape and torch.allclose(
@@ -150,6 +151,20 @@ def _matches(module: Any, graph: Graph, steps: list, x_name: str, out_name: str,
         for m, training in modes.items():
             m.training = training
     return False
+
+
+def _head_counts(graph: Graph, steps: list, embed: int, small: bool) -> list[int]:
+    """Head counts to try: those whose head size appears among the small integer constants the
+    steps reshape with, then (for a small input) every other divisor of the embedding size."""
+    sizes = set()
+    for step in steps:
+        for name in step.inputs:
+            value = graph.static(name) if name else None
+            if value is not None and not value.is_floating_point() and value.numel() <= 8:
+                sizes.update(int(v) for v in value.reshape(-1).tolist())
+    divisors = [h for h in range(1, embed + 1) if embed % h == 0]
+    likely = [h for h in divisors if embed // h in sizes]
+    return likely + ([h for h in divisors if h not in likely] if small else [])
 
 
 def _run(module: Any, graph: Graph, steps: list, values: dict) -> dict:

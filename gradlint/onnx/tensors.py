@@ -93,9 +93,9 @@ def attributes(node: onnx.NodeProto) -> dict[str, Any]:
         else:
             value = onnx.helper.get_attribute_value(attribute)
             if attribute.type == AttributeProto.FLOAT:
-                value = _shortest(value)
+                value = shortest(value)
             elif attribute.type == AttributeProto.FLOATS:
-                value = [_shortest(v) for v in value]
+                value = [shortest(v) for v in value]
             elif isinstance(value, bytes):
                 value = value.decode()
             elif isinstance(value, list):
@@ -104,7 +104,7 @@ def attributes(node: onnx.NodeProto) -> dict[str, Any]:
     return values
 
 
-def _shortest(value: float) -> float:
+def shortest(value: float) -> float:
     """A float32 attribute as the shortest decimal that rounds to it (epsilon 1e-05, not
     9.999999747378752e-06), as the source model wrote it."""
     return float(str(np.float32(value)))

@@ -106,6 +106,8 @@ def configure_optimizers(model):
         halvings = THOROUGH_HALVINGS if ctx.thorough else HALVINGS
         loss_after, safe_scale = _line_search(ctx, step, halvings)
         rho = (step.loss - loss_after) / step.descent if math.isfinite(loss_after) else -math.inf
+        # For the risk model: lr x curvature along the step in gradient-descent units (capped).
+        ctx.record("adam_step_curvature", min(2 * (1 - rho), 10.0))
         if rho >= RHO_WARNING:
             return
         q = 2 * (1 - rho)

@@ -110,6 +110,8 @@ def configure_optimizers(model):
         if step is None:
             return
         ratios = first_update_ratios(ctx, step)
+        if ratios:  # for the risk model: decades of the largest relative update (0 at 1e-3)
+            ctx.record("first_update_ratio", math.log10(max(r.ratio for r in ratios)) + 3)
         threshold = RATIO_WARNING if ctx.spec.optimizer.is_adaptive else SGD_RATIO_WARNING
         large = [r for r in ratios if r.ratio >= threshold]
         if not large:

@@ -105,6 +105,8 @@ def configure_optimizers(model):
         bound = stability_bound(optimizer)
         ratio = optimizer.lr * eigenvalue / bound
         clip = ctx.spec.gradient_clip_val
+        # For the risk model: decades of lr x curvature against the bound (0 at 1% of it).
+        ctx.record("lr_x_curvature_clipped" if clip else "lr_x_curvature", math.log10(ratio) + 2)
         jump = _clipped_loss_jump(optimizer, clip, eigenvalue)
         if ratio <= 1.0 or jump <= step.loss:
             return  # stable, or clipping keeps every loss jump below the loss itself

@@ -233,8 +233,9 @@ def test_layers_become_torch_modules(case):
     counts = {cls: sum(type(m) is cls for m in converted.modules()) for cls in expected}
     assert counts == expected
     # A Linear for every Gemm, but those inside a recovered nn.MultiheadAttention (its out_proj).
-    attention = [converted.node_names[p] + "/" for p, m in converted.named_modules() if isinstance(m, nn.MultiheadAttention)]
-    gemms = sum(node.op_type == "Gemm" and not node.name.startswith(tuple(attention)) for node in proto.graph.node)
+    attention = tuple(converted.node_names[p] + "/" for p, m in converted.named_modules()
+                      if isinstance(m, nn.MultiheadAttention))
+    gemms = sum(node.op_type == "Gemm" and not node.name.startswith(attention) for node in proto.graph.node)
     assert sum(t == "Gemm" for t in converted.op_types.values()) == gemms
     nodes = {node.name for node in proto.graph.node}
     for path, module in converted.named_modules(remove_duplicate=False):
@@ -244,8 +245,8 @@ def test_layers_become_torch_modules(case):
             assert path not in converted.node_names and [name for name, _ in module.named_children()] == \
                 [str(i) for i in range(len(module))]
             continue
-        name = converted.node_names[path]  # a layer's node, or an OnnxScope's name scope
-        if isinstance(module, OnnxScope):
+        name = converted.node_names[path]  # a layer's node, or the name scope of an OnnxScope or attention
+        if isinstance(module, (OnnxScope, nn.MultiheadAttention)):
             assert any(node.startswith(name + "/") for node in nodes), (path, name)
         else:
             assert name in nodes, (path, name)

@@ -15,6 +15,7 @@ from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
 from gradlint.cli import main
+from gradlint.emit import FORMATS
 from gradlint.errors import LoadError
 from gradlint.losses import training_loss
 from gradlint.onnx.convert import to_torch
@@ -113,10 +114,11 @@ def test_training_setup_from_the_config(tmp_path, monkeypatch):
     (tmp_path / "exports").mkdir()
     _mlp_file(tmp_path / "exports" / "mlp.onnx")
     (tmp_path / "pyproject.toml").write_text(
-        '[tool.gradlint.models."exports/*.onnx"]\noptimizer = "SGD"\nlr = 5.0\nloss = "mse"\n')
+        '[tool.gradlint.models."exports/*.onnx"]\noptimizer = "SGD"\nlr = 5.0\nloss = "mse"\ngradient-clip-val = 1.0\n')
     result = CliRunner().invoke(main, ["--select", "GL602", "--format", "json", "exports/mlp.onnx"])
     report = json.loads(result.output)["models"][0]
     assert result.exit_code == 1 and [f["code"] for f in report["findings"]] == ["GL602"]
+    assert "gradient_clip_val=1 lets the loss jump" in report["findings"][0]["message"]
     assert "loss: mean squared error against random targets (loss = mse)" in report["assumptions"]
 
     (tmp_path / "pyproject.toml").write_text('[tool.gradlint.models."*.onnx"]\nloss = "hinge"\n')
@@ -150,6 +152,9 @@ def test_unsupported_op_is_named_and_static_rules_still_run(tmp_path, monkeypatc
     assert f"  assumed {note}" in out
     code, out = gradlint("--format", "json", "custom.onnx")
     assert any(a.startswith(note) for a in json.loads(out)["models"][0]["assumptions"])
+    for output_format in FORMATS:  # every format says so
+        code, out = gradlint("--format", output_format, "custom.onnx")
+        assert note.replace("(", "").split(";")[0] in out.replace("(", ""), output_format
 
 
 def test_external_data_is_read_once_straight_into_the_weights(tmp_path):

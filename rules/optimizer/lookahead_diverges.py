@@ -1,0 +1,155 @@
+"""GL604 lookahead-diverges."""
+
+from __future__ import annotations
+
+import math
+
+from gradlint.findings import Fix, Severity, Stage
+from gradlint.rule import Rule, RuleContext
+from gradlint.rules.optimizer._common import format_lr, optimizer_site, warmup_hint
+
+# A few real optimizer steps on the example batch, on a copy of the model. Repeating one batch
+# is the easiest task training will ever see: the loss should fall at every step. A loss that
+# grows 10x or a gradient norm that grows 1000x is the corpus's own divergence criterion
+# (benchmarks/truth.py), applied to the first steps.
+STEPS, THOROUGH_STEPS = 5, 20
+LOSS_GROWTH_ERROR = 10.0
+GRAD_GROWTH_ERROR = 1000.0
+LOSS_GROWTH_WARNING = 2.0
+
+
+class LookaheadDiverges(Rule):
+    """
+    ## What it does
+    Runs the configured optimizer for 5 steps (20 with `--thorough`) on the example batch, on a
+    copy of the model and a fresh optimizer with the same hyper-parameters, clipping gradients at
+    `gradient_clip_val` as training would. It flags a loss that becomes non-finite or grows
+    over 10x its first value (an error), or doubles (a warning), and a gradient norm that grows
+    over 1000x.
+
+    ## Why is this bad?
+    Repeating one batch is the easiest task training will ever meet: every step should lower its
+    loss. When the first few steps already raise it, the learning rate sits above the stability
+    bound of the loss surface the optimizer actually sees (Cohen et al. 2021; Lewkowycz et al.
+    2020): the run diverges or spikes within its first hundred steps. The single-step checks
+    (GL602, GL603) see the curvature at initialization; this one also sees momentum and Adam's
+    second-moment estimates building up, and the sharpening of the first steps.
+
+    ## Example
+    ```python
+    def configure_optimizers(model):
+        return torch.optim.SGD(model.parameters(), lr=5.0)   # loss x1e6 in 3 steps
+    ```
+
+    ## Use instead
+    ```python
+    def configure_optimizers(model):
+        return torch.optim.SGD(model.parameters(), lr=0.01)
+
+    gradient_clip_val = 1.0
+    ```
+
+    ## References
+    - Cohen et al. 2021, Gradient Descent on Neural Networks Typically Occurs at the Edge of Stability, arXiv:2103.00065
+    - Lewkowycz et al. 2020, The large learning rate phase of deep learning: the catapult mechanism, arXiv:2003.02218
+    """
+
+    code = "GL604"
+    name = "lookahead-diverges"
+    family = "optimizer"
+    severity = Severity.ERROR
+    stages = frozenset({Stage.PROBE})
+
+    INVALID = ('''
+import torch
+import torch.nn as nn
+
+def build_model():
+    return nn.Sequential(nn.Linear(16, 32), nn.Tanh(), nn.Linear(32, 4))
+
+def example_inputs():
+    return (torch.randn(32, 16, generator=torch.Generator().manual_seed(0)),)
+
+def example_targets():
+    return torch.randn(32, 4, generator=torch.Generator().manual_seed(1))
+
+def loss_fn(output, targets):
+    return nn.functional.mse_loss(output, targets)
+
+def configure_optimizers(model):
+    return torch.optim.SGD(model.parameters(), lr=5.0)  # expect: GL604
+''',)
+    VALID = (INVALID[0].replace("lr=5.0", "lr=0.05"),)
+
+    def check(self, ctx: RuleContext):
+        optimizer = ctx.spec.optimizer_object
+        if optimizer is None or ctx.spec.optimizer is None:
+            return
+        steps = THOROUGH_STEPS if ctx.thorough else STEPS
+        losses, grads = _lookahead(ctx, steps)
+        if not losses:
+            return
+        finite = all(math.isfinite(v) for v in (*losses, *grads))
+        loss_growth = max(abs(v) for v in losses) / max(abs(losses[0]), 1e-12) if finite else math.inf
+        grad_growth = max(grads) / max(grads[0], 1e-12) if finite else math.inf
+        # For the risk model: decades of growth (0 when the loss only falls).
+        ctx.record("lookahead_growth", 10.0 if not finite else
+                   max(math.log10(max(loss_growth, 1.0)), math.log10(max(grad_growth, 1.0)) - 2))
+        if finite and loss_growth < LOSS_GROWTH_WARNING and grad_growth < GRAD_GROWTH_ERROR:
+            return
+        described = ctx.spec.optimizer.describe()
+        if not finite:
+            what = f"the loss becomes non-finite within {len(losses)} {described} steps on the example batch"
+        else:
+            what = (f"{len(losses)} {described} steps on the example batch raise its loss to {loss_growth:.3g}x "
+                    f"its first value (gradient norm {grad_growth:.3g}x) instead of lowering it")
+        error = not finite or loss_growth >= LOSS_GROWTH_ERROR or grad_growth >= GRAD_GROWTH_ERROR
+        site = optimizer_site(ctx)
+        safe_lr = ctx.spec.optimizer.lr / 10
+        yield self.finding(
+            ctx, what + clipping_note_text(ctx), location=site.location,
+            fix=Fix(f"lower the learning rate (try lr = {format_lr(safe_lr)}){warmup_hint(ctx.spec.optimizer)}, "
+                    "or clip gradients (gradient_clip_val = 1.0)", site.with_lr(safe_lr, ctx.spec.optimizer.name)),
+            severity=Severity.ERROR if error else Severity.WARNING,
+            weight=0.85 if error else 0.4,
+        )
+
+
+def clipping_note_text(ctx: RuleContext) -> str:
+    clip = ctx.spec.gradient_clip_val
+    return f" (with gradients clipped at {clip:g})" if clip else ""
+
+
+def _lookahead(ctx: RuleContext, steps: int) -> tuple[list[float], list[float]]:
+    """Losses and pre-clipping gradient norms of `steps` optimizer steps on a copy of the model."""
+    import copy
+
+    import torch
+
+    from gradlint.losses import training_loss
+
+    spec = ctx.spec
+    model = copy.deepcopy(spec.model).to(ctx.device)
+    model.train()
+    original = spec.optimizer_object
+    hyper = {k: v for k, v in original.param_groups[0].items() if k in original.defaults and k != "params"}
+    try:
+        optimizer = type(original)(model.parameters(), **hyper)
+    except Exception:
+        return [], []
+    inputs = tuple(t.to(ctx.device) if isinstance(t, torch.Tensor) else t for t in spec.inputs)
+    targets = spec.targets.to(ctx.device) if isinstance(spec.targets, torch.Tensor) else spec.targets
+    torch.manual_seed(ctx.seed)
+    losses, grads = [], []
+    for _ in range(steps):
+        loss, _ = training_loss(model(*inputs), targets, spec.loss_fn, ctx.seed, kind=spec.loss)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        ctx.count_passes(forward=1, backward=1)
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), spec.gradient_clip_val or math.inf)
+        losses.append(float(loss.detach()))
+        grads.append(float(norm))
+        if not (math.isfinite(losses[-1]) and math.isfinite(grads[-1])):
+            break
+        optimizer.step()
+    return losses, grads
