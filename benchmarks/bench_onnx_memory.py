@@ -38,7 +38,6 @@ print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024, code)
 def build(directory: str, megabytes: float, width: int = 4096) -> tuple[str, int]:
     """Write model.onnx + weights.bin: Gemm/Relu layers of width x width fp32. Returns (path, bytes)."""
     import numpy as np
-    import onnx
     from onnx import TensorProto, helper
 
     layer_bytes = width * width * 4 + width * 4
@@ -67,7 +66,8 @@ def build(directory: str, megabytes: float, width: int = 4096) -> tuple[str, int
                 previous = output
             else:
                 nodes[-1].output[0] = "y"
-    graph = helper.make_graph(nodes, "wide_mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", width])],
+    graph = helper.make_graph(nodes, "wide_mlp",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", width])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", width])], initializers)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     path = os.path.join(directory, "model.onnx")
@@ -102,8 +102,9 @@ def main() -> None:
         results = {"model_bytes": size, "baseline_rss_bytes": base, "runs": {}}
         for run in args.runs:
             rss, code, seconds = peak_rss(commands[run])
-            results["runs"][run] = {"peak_rss_bytes": rss, "extra_bytes": rss - base, "extra_over_model": (rss - base) / size,
-                                    "exit_code": code, "seconds": round(seconds, 1)}
+            results["runs"][run] = {"peak_rss_bytes": rss, "extra_bytes": rss - base,
+                                    "extra_over_model": (rss - base) / size, "exit_code": code,
+                                    "seconds": round(seconds, 1)}
     if args.json:
         print(json.dumps(results, indent=2))
         return

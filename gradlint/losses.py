@@ -82,7 +82,8 @@ def _chosen_loss(kind: str, prediction: Any, targets: Any, generator: Any) -> tu
     against = "example_targets" if given else None
     if kind == "mse":
         target = targets.to(prediction) if given else torch.randn(prediction.shape, generator=generator).to(prediction)
-        return F.mse_loss(prediction, target), f"loss: mean squared error against {against or 'random targets'} (loss = mse)"
+        note = f"loss: mean squared error against {against or 'random targets'} (loss = mse)"
+        return F.mse_loss(prediction, target), note
     if kind != "cross-entropy":
         raise LoadError(f"unknown loss {kind!r}; use one of: {', '.join(LOSSES)}")
     # Class logits on the last axis ([batch, classes], [batch, seq, vocab]); on axis 1 from rank 4

@@ -68,7 +68,20 @@ class Node:
 
 @dataclass(frozen=True)
 class Trace:
-    nodes: tuple[Node, ...]
+    nodes: tuple[Node, ...]  # the model's forward, then the loss computed from its output
+    forward_end: int | None = None  # nodes[:forward_end] ran inside the model's forward
+
+    @property
+    def forward_nodes(self) -> tuple[Node, ...]:
+        return self.nodes[:self.forward_end]
+
+    @functools.cached_property
+    def output(self) -> Node | None:
+        """The model's output: the last forward node whose value no later forward node consumed."""
+        end = len(self.nodes) if self.forward_end is None else self.forward_end
+        sinks = [node for node in self.nodes[:end]
+                 if node.stats is not None and all(c.index >= end for c in self.consumers(node))]
+        return sinks[-1] if sinks else None
 
     @functools.cached_property
     def layers(self) -> tuple[Node, ...]:
@@ -308,11 +321,12 @@ def run_recorded(spec: Any, inputs: tuple, retain_grads: bool, then: Any = None)
                 output = spec.model(*inputs)
             except Exception as error:
                 raise ForwardError(error) from error
+            forward_end = len(recorder.nodes)
             result = then(output) if then is not None else None
     finally:
         for handle in handles:
             handle.remove()
-    return output, result, Trace(tuple(recorder.nodes)), recorder
+    return output, result, Trace(tuple(recorder.nodes), forward_end), recorder
 
 
 class ForwardError(Exception):

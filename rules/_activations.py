@@ -235,6 +235,7 @@ class SignalFlow:
     """The trace's dataflow, seen as chains of weighted layers joined by activations."""
 
     def __init__(self, trace):
+        self.trace = trace
         self.nodes = list(trace.nodes)
         self._by_index = {node.index: node for node in self.nodes}
         self._consumers: dict[int, list] = {}
@@ -298,5 +299,4 @@ class SignalFlow:
 
     def output_node(self):
         """The model's output: the last node whose output nothing consumed."""
-        sinks = [node for node in self.nodes if not self.consumers(node) and node.stats is not None]
-        return sinks[-1] if sinks else None
+        return self.trace.output

@@ -31,3 +31,12 @@ def pytest_configure(config):
     import torch
 
     torch.set_num_threads(1)
+
+
+def no_evidence_risk() -> str:
+    """How the risk line reads for a model with no findings and no measurements: the fitted
+    model's base rate (gradlint/risk_model.json changes when the corpus is refitted)."""
+    from gradlint import risk
+
+    value = risk.combine([], {})
+    return f"risk {value:.2f} ({risk.level(value)})"

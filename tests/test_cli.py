@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from gradlint.cli import main
+from tests.conftest import no_evidence_risk
 
 BROKEN = textwrap.dedent("""\
     import torch
@@ -71,7 +72,7 @@ def test_concise(workdir):
         f"broken.py::build_model: risk {risk}; causes: GL201 init-scale-too-large\n"
         "  assumed optimizer: AdamW(lr=0.001) (no configure_optimizers)\n"
         "  assumed loss: cross-entropy against random labels (no loss_fn)\n"
-        "healthy.py::build_model: risk 0.00 (low)\n"
+        f"healthy.py::build_model: {no_evidence_risk()}\n"
         "  assumed optimizer: AdamW(lr=0.001) (no configure_optimizers)\n"
         "  assumed loss: cross-entropy against random labels (no loss_fn)\n"
         "Found 1 finding in 2 models (1 error).\n"

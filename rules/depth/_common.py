@@ -92,9 +92,9 @@ def depth_profile(trace: Trace) -> DepthProfile:
         step = (node,) if is_weighted(node) else ()
         longest[node.index] = max((longest[p] for p in real), default=0) + len(step)
         shortest[node.index] = min((shortest[p] for p in real), key=len, default=()) + step
-    if not trace.nodes:
+    if trace.output is None:
         return DepthProfile(0, ())
-    output = trace.nodes[-1].index
+    output = trace.output.index
     return DepthProfile(longest[output], shortest[output])
 
 
