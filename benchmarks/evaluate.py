@@ -39,7 +39,7 @@ sys.path.insert(0, HERE)
 
 from gradlint.discover import Target  # noqa: E402
 from gradlint.engine import Settings, lint_spec  # noqa: E402
-from gradlint.load import load_target  # noqa: E402
+from gradlint.load import fresh_optimizer, load_target  # noqa: E402
 from gradlint.losses import training_loss  # noqa: E402
 from gradlint.registry import all_rules  # noqa: E402
 from gradlint import risk as risk_model  # noqa: E402
@@ -95,7 +95,7 @@ def baselines(path: str, result: CaseResult) -> None:
 def dry_run(spec) -> float:
     """Ten real optimizer steps on the example batch; score = worst growth of loss or grad norm."""
     model = copy.deepcopy(spec.model)
-    optimizer = type(spec.optimizer_object)(model.parameters(), **_hyper(spec.optimizer_object))
+    optimizer = fresh_optimizer(spec.optimizer_object, model.parameters())
     loss0 = grad0 = None
     worst = 0.0
     for _ in range(DRY_RUN_STEPS):
@@ -113,11 +113,6 @@ def dry_run(spec) -> float:
         worst = max(worst, grad / grad0 / 1000, abs(value) / loss0 / 10, grad / 1e6)
         optimizer.step()
     return worst
-
-
-def _hyper(optimizer) -> dict:
-    group = optimizer.param_groups[0]
-    return {k: v for k, v in group.items() if k in optimizer.defaults and k != "params"}
 
 
 # --------------------------------------------------------------------------- metrics

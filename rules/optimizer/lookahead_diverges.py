@@ -126,16 +126,15 @@ def _lookahead(ctx: RuleContext, steps: int) -> tuple[list[float], list[float]]:
 
     import torch
 
+    from gradlint.load import fresh_optimizer
     from gradlint.losses import training_loss
 
     spec = ctx.spec
     model = copy.deepcopy(spec.model).to(ctx.device)
     model.train()
-    original = spec.optimizer_object
-    hyper = {k: v for k, v in original.param_groups[0].items() if k in original.defaults and k != "params"}
     try:
-        optimizer = type(original)(model.parameters(), **hyper)
-    except Exception:
+        optimizer = fresh_optimizer(spec.optimizer_object, model.parameters())
+    except Exception:  # an optimizer that cannot be rebuilt from its hyper-parameters
         return [], []
     inputs = tuple(t.to(ctx.device) if isinstance(t, torch.Tensor) else t for t in spec.inputs)
     targets = spec.targets.to(ctx.device) if isinstance(spec.targets, torch.Tensor) else spec.targets
