@@ -123,5 +123,5 @@ def _fix(ctx: RuleContext, layer, activation: str | None, slopes: float, weights
         return Fix(f"initialize the stack at the critical scale for {activation}",
                    init_call(activation, f"{expression}.weight"))
     width = layer.module.weight.shape[0]
-    return Fix(f"put a normalization layer after each weighted layer, or use a non-saturating activation "
-               f"(ReLU/GELU) in the hidden layers of the stack", f"nn.LayerNorm({width})")
+    return Fix("put a normalization layer after each weighted layer, or use a non-saturating activation "
+               "(ReLU/GELU) in the hidden layers of the stack", f"nn.LayerNorm({width})")

@@ -125,8 +125,8 @@ def _fix(ctx: RuleContext, path: str, module, worst) -> Fix:
         code = f"nn.init.orthogonal_({weight})"
     else:
         code = f"for block in {weight}.data.chunk({blocks}):\n    nn.init.orthogonal_(block)"
-    return Fix(f"initialize the recurrent weights orthogonally (spectral radius 1), or scale them below "
-               f"1/gamma; clip gradients (gradient_clip_val = 1.0) to contain what remains", code)
+    return Fix("initialize the recurrent weights orthogonally (spectral radius 1), or scale them below "
+               "1/gamma; clip gradients (gradient_clip_val = 1.0) to contain what remains", code)
 
 
 def _weight(gain: float, unbounded: bool) -> float:
