@@ -115,8 +115,6 @@ def _merge_same_site(findings: list[Finding], by_module: bool = False) -> list[F
     """One finding per rule and construction line: layers built in a loop or comprehension share
     a line, and the fix at that line covers them all. ONNX findings all point at the .onnx file:
     `by_module` keeps one per node."""
-    from dataclasses import replace
-
     groups: dict[tuple, list[Finding]] = {}
     for finding in findings:
         key = (finding.code, finding.location, finding.module if by_module else "")
@@ -140,6 +138,4 @@ def _with_severity(finding: Finding, overrides: Sequence[tuple[str, Severity]]) 
             best = (prefix, severity)
     if best is None:
         return finding
-    from dataclasses import replace
-
     return replace(finding, severity=best[1])

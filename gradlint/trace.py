@@ -11,7 +11,6 @@ produced them, giving a dataflow graph: rules ask "what consumes this layer's ou
 from __future__ import annotations
 
 import functools
-import math
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -335,7 +334,3 @@ class ForwardError(Exception):
     def __init__(self, error: BaseException):
         super().__init__(str(error))
         self.error = error
-
-
-def log10(value: float) -> float:
-    return math.log10(value) if value > 0 else float("-inf")

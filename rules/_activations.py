@@ -47,9 +47,6 @@ def init_call(activation: str | None, weight: str) -> str:
     return f'nn.init.kaiming_normal_({weight}, nonlinearity="linear")'
 
 
-def log10(value: float) -> float:
-    return math.log10(value) if value > 0 else float("-inf")
-
 
 # -- Weighted layers ----------------------------------------------------------------------
 # Layers whose weight sets the per-layer gain: Var(W) * fan_in with fan_in = in_features, or
