@@ -18,12 +18,19 @@ ctx.count_passes):
 - Hessian-vector product: 1 more forward + backward each (a double backward through the kept
   graph); the finite-difference fallback, for ops without double backward, costs 2 + 2
 - lookahead: 1 forward per step size
+
+Memory, in multiples of the trainable parameters (P): a full first step holds the gradient, the
+update, cloned parameters and the optimizer's state (3-5 P); Lanczos keeps its basis (one P per
+iteration). Above LEAN_BYTES of parameters the optimizer rules run lean (RuleContext.lean): the
+first step goes one tensor at a time (`first_step(lean=True)`, well under 1 P), and the probes
+that need whole vectors (Lanczos, lookahead) are skipped and say so.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import inspect
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -32,6 +39,10 @@ from typing import Any
 from gradlint.losses import training_loss
 from gradlint.probe import preserved
 from gradlint.spec import ModelSpec
+
+# Models with more trainable parameter bytes than this get the lean optimizer probes (see above):
+# a 256 MB model then lints within about 1.5x its size of extra memory (BENCHMARKS.md).
+LEAN_BYTES = 256 * 2**20
 
 # Lanczos stops once the top Ritz value is this close (relative) to an eigenvalue: plenty for
 # comparing lr * lambda against a bound of 2.
@@ -54,23 +65,39 @@ class Eigen:
 
 
 @dataclass(frozen=True)
+class TensorUpdate:
+    """One trainable parameter's share of the first step, in numbers: all a lean step keeps."""
+
+    name: str  # parameter path, e.g. "encoder.layers.0.linear1.weight"
+    dim: int
+    weight_rms: float
+    update_rms: float
+    grad_sq: float  # ||g||^2, before clipping
+    update_sq: float  # ||u||^2
+    dot: float  # g . u, with g before clipping
+
+
+@dataclass(frozen=True)
 class FirstStep:
     """The optimizer's first update on the example batch, computed on copies of the parameters."""
 
     loss: float
-    gradient: tuple  # per trainable parameter, before clipping
-    update: tuple  # per trainable parameter: the change the first optimizer step makes (zero if not optimized)
+    tensors: tuple  # TensorUpdate per trainable parameter
     grad_norm: float  # global L2 norm of the gradient, before clipping
     clip_scale: float  # min(1, clip / grad_norm): the factor clipping applied to the gradient (1 without clipping)
+    # The whole vectors, per trainable parameter; None for a lean step (`first_step(lean=True)`),
+    # which never holds more than one parameter's gradient and update at a time.
+    gradient: tuple | None = None  # before clipping
+    update: tuple | None = None  # the change the first optimizer step makes (zero if not optimized)
 
     @property
     def descent(self) -> float:
         """-g . update: the loss decrease a linear model predicts (positive for a descent step)."""
-        return -_dot(self.gradient, self.update)
+        return -sum(t.dot for t in self.tensors)
 
     @property
     def update_norm(self) -> float:
-        return math.sqrt(_dot(self.update, self.update))
+        return math.sqrt(sum(t.update_sq for t in self.tensors))
 
 
 class LossSurface:
@@ -156,6 +183,11 @@ class LossSurface:
             return float(self.loss(shifted))
 
 
+def parameter_bytes(model: Any) -> int:
+    """Bytes of the model's trainable parameters (tied weights counted once)."""
+    return sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
+
+
 @contextlib.contextmanager
 def loss_surface(spec: ModelSpec, device: str = "cpu", seed: int = 0) -> Iterator[LossSurface]:
     """The example-batch loss surface, with the model prepared as the probe prepares it and
@@ -237,16 +269,98 @@ def _lanczos(surface: LossSurface, start: Sequence[Any], iterations: int) -> Eig
 
 
 def first_step(surface: LossSurface, optimizer: Any, optimizer_info: Any = None,
-               clip: float | None = None) -> FirstStep:
+               clip: float | None = None, lean: bool = False) -> FirstStep:
     """The update the optimizer's first step makes on the example batch, with global grad-norm
     clipping at `clip` applied first (g <- g * min(1, clip/||g||), as clip_grad_norm_ and
-    Lightning's gradient_clip_val do). The optimizer steps a copy of itself on cloned parameters."""
+    Lightning's gradient_clip_val do). The optimizer steps a copy of itself on cloned parameters.
+
+    `lean` keeps memory at one parameter's size: each tensor's update is computed the moment
+    backward has accumulated its gradient, by a one-tensor copy of the optimizer, and only
+    numbers are kept (torch.optim's first step is per tensor). It costs one more forward and
+    backward when clipping needs the global gradient norm first."""
+    if lean:
+        return _lean_first_step(surface, optimizer, optimizer_info, clip)
     loss, gradient = surface.gradient()
     grad_norm = _norm(gradient)
-    clip_scale = min(1.0, clip / (grad_norm + 1e-6)) if clip else 1.0
-    clipped = tuple(g * clip_scale for g in gradient)
+    clip_scale = _clip_scale(clip, grad_norm)
+    clipped = tuple(g * clip_scale for g in gradient) if clip_scale < 1.0 else gradient
     update = _step_on_copies(optimizer, optimizer_info, surface.params, clipped)
-    return FirstStep(loss=float(loss), gradient=gradient, update=update, grad_norm=grad_norm, clip_scale=clip_scale)
+    tensors = tuple(_tensor_update(name, p, g, u)
+                    for name, p, g, u in zip(surface.names, surface.params, gradient, update))
+    return FirstStep(loss=float(loss), tensors=tensors, grad_norm=grad_norm, clip_scale=clip_scale,
+                     gradient=gradient, update=update)
+
+
+def _clip_scale(clip: float | None, grad_norm: float) -> float:
+    return min(1.0, clip / (grad_norm + 1e-6)) if clip else 1.0
+
+
+def _tensor_update(name: str, parameter: Any, gradient: Any, update: Any) -> TensorUpdate:
+    """The numbers of one tensor's step. Norms and dot products in place: no copy of a tensor the
+    size of the parameter (the lean step's memory is the few it cannot avoid)."""
+    import torch
+
+    count = max(parameter.numel(), 1)
+    update_sq = float(torch.linalg.vector_norm(update)) ** 2
+    return TensorUpdate(
+        name=name, dim=parameter.dim(),
+        weight_rms=float(torch.linalg.vector_norm(parameter.detach())) / math.sqrt(count),
+        update_rms=math.sqrt(update_sq / count),
+        grad_sq=float(torch.linalg.vector_norm(gradient)) ** 2, update_sq=update_sq,
+        dot=float(torch.dot(gradient.detach().reshape(-1), update.reshape(-1))),
+    )
+
+
+def _lean_first_step(surface: LossSurface, optimizer: Any, info: Any, clip: float | None) -> FirstStep:
+    import torch
+
+    index = {id(p): i for i, p in enumerate(surface.params)}
+    grad_sq = [0.0] * len(surface.params)
+
+    def add_norm(parameter: Any) -> None:
+        grad_sq[index[id(parameter)]] = float(torch.linalg.vector_norm(parameter.grad.detach())) ** 2
+
+    clip_scale = 1.0
+    if clip:  # the scale every tensor's gradient gets needs the global norm: one pass first
+        _stream_gradients(surface, add_norm)
+        clip_scale = _clip_scale(clip, math.sqrt(sum(grad_sq)))
+    tensors: list[TensorUpdate | None] = [None] * len(surface.params)
+
+    def step_tensor(parameter: Any) -> None:
+        i = index[id(parameter)]
+        tensors[i] = _lean_tensor_update(surface.names[i], optimizer, info, parameter, parameter.grad.detach(),
+                                         clip_scale)
+
+    loss = _stream_gradients(surface, step_tensor)
+    for i, parameter in enumerate(surface.params):
+        if tensors[i] is None:  # backward never reached it (an unused parameter): no gradient, no update
+            weight_rms = float(torch.linalg.vector_norm(parameter.detach())) / math.sqrt(max(parameter.numel(), 1))
+            tensors[i] = TensorUpdate(surface.names[i], parameter.dim(), weight_rms, 0.0, 0.0, 0.0, 0.0)
+    grad_norm = math.sqrt(sum(t.grad_sq for t in tensors))
+    return FirstStep(loss=loss, tensors=tuple(tensors), grad_norm=grad_norm, clip_scale=clip_scale)
+
+
+def _stream_gradients(surface: LossSurface, visit: Any) -> float:
+    """One forward and backward in which `visit(parameter)` sees each parameter's gradient as
+    soon as backward has accumulated it, after which the gradient is dropped: the whole gradient
+    never exists at once. Returns the loss."""
+    hooks = []
+
+    def visit_and_drop(parameter: Any) -> None:
+        visit(parameter)
+        parameter.grad = None
+
+    for parameter in surface.params:
+        parameter.grad = None
+        hooks.append(parameter.register_post_accumulate_grad_hook(visit_and_drop))
+    try:
+        loss = surface.loss()
+        surface.passes["backward"] += 1
+        loss.backward()
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return float(loss.detach())
 
 
 def lookahead(surface: LossSurface, step: FirstStep, scale: float = 1.0) -> float:
@@ -263,16 +377,86 @@ def directional_curvature(surface: LossSurface, direction: Sequence[Any]) -> flo
 def _step_on_copies(optimizer: Any, info: Any, params: Sequence[Any], grads: Sequence[Any]) -> tuple:
     """Step a copy of `optimizer` whose parameters are clones of `params`; the updates it made."""
     clones = {id(p): p.detach().clone().requires_grad_(p.requires_grad) for p in params}
-    twin = _twin(optimizer, info, clones)
+    twin = at_checked_lr(_twin(optimizer, info, clones), info)
     for p, g in zip(params, grads):
         clones[id(p)].grad = g.detach().clone()
+    _step(twin)
+    return tuple(clones[id(p)].detach().sub_(p.detach()) for p in params)
+
+
+# torch.optim classes whose first step treats every element on its own: a parameter can be
+# stepped in slices, which bounds the lean step's memory by the slice (Adafactor's factored
+# moments, and unknown optimizers, get whole tensors).
+ELEMENTWISE = {"SGD", "ASGD", "Adam", "AdamW", "Adamax", "NAdam", "RAdam", "RMSprop", "Adagrad", "Adadelta", "Rprop"}
+SLICE_ELEMENTS = 2**20
+
+
+def _lean_tensor_update(name: str, optimizer: Any, info: Any, parameter: Any, gradient: Any,
+                        clip_scale: float) -> TensorUpdate:
+    """One parameter's first-step numbers, stepping it in slices where the optimizer allows."""
+    import torch
+
+    state = optimizer.state.get(parameter) if optimizer is not None else None
+    name_of_class = type(optimizer).__name__ if optimizer is not None else info.name
+    whole = state or name_of_class not in ELEMENTWISE or not parameter.is_contiguous()
+    values = parameter.detach() if whole else parameter.detach().reshape(-1)
+    grads = gradient if whole else gradient.reshape(-1)
+    size = values.numel() if whole else SLICE_ELEMENTS
+    update_sq = dot = 0.0
+    for start in range(0, max(values.numel(), 1), max(size, 1)):
+        value, grad = (values, grads) if whole else (values[start:start + size], grads[start:start + size])
+        update = _step_one_tensor(optimizer, info, parameter, value, grad * clip_scale if clip_scale < 1 else grad)
+        update_sq += float(torch.linalg.vector_norm(update)) ** 2
+        dot += float(torch.dot(grad.reshape(-1), update.reshape(-1)))
+    count = max(parameter.numel(), 1)
+    return TensorUpdate(
+        name=name, dim=parameter.dim(),
+        weight_rms=float(torch.linalg.vector_norm(parameter.detach())) / math.sqrt(count),
+        update_rms=math.sqrt(update_sq / count), grad_sq=float(torch.linalg.vector_norm(gradient)) ** 2,
+        update_sq=update_sq, dot=dot,
+    )
+
+
+def _step_one_tensor(optimizer: Any, info: Any, parameter: Any, value: Any, gradient: Any) -> Any:
+    """The first update of `value` (`parameter` or a slice of it) alone: a new optimizer of the
+    same class, with the hyper-parameters of the parameter's param group and its state, steps a
+    clone of it."""
+    clone = value.detach().clone().requires_grad_()
+    # The gradient itself, not a copy: torch.optim's steps read it without writing it.
+    clone.grad = gradient.detach()
+    if optimizer is None:
+        twin = _optimizer_from_info(info, [clone])
+    else:
+        group = next((g for g in optimizer.param_groups if any(p is parameter for p in g["params"])),
+                     optimizer.param_groups[0])
+        accepted = inspect.signature(type(optimizer)).parameters
+        try:
+            twin = type(optimizer)([clone], **{k: v for k, v in group.items() if k in accepted and k != "params"})
+        except Exception as error:  # a constructor that wants more than its param group holds
+            raise UnsupportedOptimizer(f"cannot rebuild {type(optimizer).__name__} for one tensor: {error}") from error
+        if optimizer.state.get(parameter):  # only whole tensors get here with state
+            twin.state[clone] = copy.deepcopy(optimizer.state[parameter])
+    _step(at_checked_lr(twin, info))
+    return clone.detach().sub_(value.detach())
+
+
+def _step(optimizer: Any) -> None:
     try:
         # The class's step, not the instance attribute: LR schedulers patch `optimizer.step`
         # with a wrapper bound to the original optimizer.
-        type(twin).step(twin)
+        type(optimizer).step(optimizer)
     except (TypeError, RuntimeError, ValueError) as error:  # e.g. LBFGS: step() needs a closure
-        raise UnsupportedOptimizer(f"{type(twin).__name__}.step cannot run outside training: {error}") from error
-    return tuple(clones[id(p)].detach() - p.detach() for p in params)
+        raise UnsupportedOptimizer(f"{type(optimizer).__name__}.step cannot run outside training: {error}") from error
+
+
+def at_checked_lr(optimizer: Any, info: Any) -> Any:
+    """`optimizer` (a copy) with its lr raised to the LR schedule's peak (OptimizerInfo.peak_lr),
+    every param group in proportion: the optimizer rules check the largest lr training reaches."""
+    if info is None or info.peak_lr is None:
+        return optimizer
+    for group in optimizer.param_groups:
+        group["lr"] = group["lr"] * (info.peak_lr / info.lr) if info.lr > 0 else info.peak_lr
+    return optimizer
 
 
 def _twin(optimizer: Any, info: Any, clones: dict) -> Any:

@@ -1,6 +1,7 @@
-"""The pipeline, top to bottom: load -> trace -> probe -> rules -> report.
+"""The pipeline, top to bottom: load -> static rules -> trace -> probe -> trace and probe rules -> report.
 
-Cheap before expensive: a stage runs only when a selected rule needs it.
+Cheap before expensive: a stage runs only when a selected rule needs it, and a model whose
+forward or backward fails still gets its static rules' findings (with the error).
 """
 
 from __future__ import annotations
@@ -32,56 +33,87 @@ class Settings:
 
 def active_rules(settings: Settings) -> list[type[Rule]]:
     """The selected rules that run: all of them, or only static ones under --no-probe."""
-    return [r for r in settings.rules if settings.probe or not (r.needs(Stage.TRACE) or r.needs(Stage.PROBE))]
+    return [r for r in settings.rules if settings.probe or not _runs_model(r)]
+
+
+class ModelFailed(LoadError):
+    """The model loaded but failed to run (its forward or backward raised): only the static rules
+    ran. `report` holds their findings and risk, with this error as its `error`."""
+
+    def __init__(self, report: ModelReport) -> None:
+        super().__init__(report.error)
+        self.report = report
 
 
 def lint_spec(spec: ModelSpec, settings: Settings) -> ModelReport:
-    """Run the selected rules on a loaded model."""
+    """Run the selected rules on a loaded model: the static rules first, then, when a selected
+    rule needs them, one recorded forward (trace) or forward+backward (probe) and the rules
+    that read it. Raises ModelFailed (a LoadError) when that pass fails; its `report` keeps
+    what the static rules found."""
     from gradlint.probe import observe
 
     rules = active_rules(settings)
+    static = [r for r in rules if not _runs_model(r)]
+    dynamic = [r for r in rules if _runs_model(r)]
+    # One context per model: the trace and probe rules see the static rules' shared
+    # measurements, evidence and passes, so the risk weighs both stages' evidence.
+    ctx = RuleContext(spec=spec, device=settings.device, seed=settings.seed, thorough=settings.thorough)
+    found = {rule_class: _check(rule_class, ctx) for rule_class in static}
     skipped: list[type[Rule]] = []
-    if spec.cannot_run:  # e.g. an ONNX op with no torch equivalent: the static rules still run
-        skipped = [r for r in rules if r.needs(Stage.TRACE) or r.needs(Stage.PROBE)]
-        rules = [r for r in rules if r not in skipped]
-    want_probe = any(r.needs(Stage.PROBE) for r in rules)
-    want_trace = want_probe or any(r.needs(Stage.TRACE) for r in rules)
-    observation = observe(spec, want_trace, want_probe, settings.device, settings.seed)
-    ctx = RuleContext(spec=spec, trace=observation.trace, probe=observation.probe, device=settings.device,
-                      seed=settings.seed, thorough=settings.thorough, passes=dict(observation.passes))
-    findings: list[Finding] = []
-    for rule_class in rules:
+    assumptions: tuple[str, ...] = ()
+    failure: LoadError | None = None
+    if dynamic and spec.cannot_run:  # e.g. an ONNX op with no torch equivalent: the static rules still run
+        skipped = dynamic
+    elif dynamic:
+        want_probe = any(r.needs(Stage.PROBE) for r in dynamic)
         try:
-            findings.extend(rule_class().check(ctx))
-        except Exception as error:
-            raise LoadError(f"rule {rule_class.code} failed on this model: {type(error).__name__}: {error}") from error
+            observation = observe(spec, True, want_probe, settings.device, settings.seed)
+        except LoadError as error:
+            failure, skipped = error, dynamic
+        else:
+            for stage, count in observation.passes.items():
+                ctx.passes[stage] = ctx.passes.get(stage, 0) + count
+            assumptions = observation.assumptions
+            observed = replace(ctx, trace=observation.trace, probe=observation.probe)  # shares the dicts
+            found.update({rule_class: _check(rule_class, observed) for rule_class in dynamic})
+    ran = [r for r in rules if r in found]
+    findings = [f for rule_class in ran for f in found[rule_class]]  # in selection order, as one pass made them
     if spec.source_format == "onnx":
         findings = [_onnx_finding(f, spec) for f in findings]
-    findings = suppress.apply(findings, spec.path, spec.source_format, rules, settings.suppressions)
+    findings = suppress.apply(findings, spec.path, spec.source_format, ran, settings.suppressions)
     value = risk.combine(findings, ctx.evidence)
     findings = _merge_same_site([_with_severity(f, settings.severities) for f in findings],
                                 by_module=spec.source_format == "onnx")
     findings.sort(key=lambda f: (f.location.path, f.location.line, f.location.col, f.code, f.module))
-    return ModelReport(
+    report = ModelReport(
         target=spec.target,
         path=spec.path,
         risk=value,
         level=risk.level(value),
-        assumptions=(*spec.assumptions, *observation.assumptions, *_not_run(spec, skipped)),
+        assumptions=(*spec.assumptions, *assumptions, *ctx.notes.values(), *_not_run(spec, skipped, failure)),
         findings=tuple(findings),
         causes=risk.top_causes(findings),
         passes=ctx.passes,
         evidence=risk.features(findings, ctx.evidence),
+        error=None if failure is None else str(failure),
     )
+    if failure is not None:
+        raise ModelFailed(report) from failure
+    return report
 
 
 def lint_target(target: Target, settings: Settings, overrides, verbose: bool = False) -> ModelReport:
-    """Load and lint one target; any failure becomes a one-line error report."""
+    """Load and lint one target; a failure to load becomes a one-line error report, a model that
+    fails to run a report of the static rules' findings with the error."""
     from gradlint.load import load_target
 
     try:
         spec = load_target(target, overrides)
         return lint_spec(spec, settings)
+    except ModelFailed as failure:
+        if verbose:
+            traceback.print_exception(failure)
+        return failure.report
     except LoadError as error:
         if verbose:
             traceback.print_exception(error)
@@ -93,6 +125,18 @@ def lint_target(target: Target, settings: Settings, overrides, verbose: bool = F
                            error=f"internal error: {type(error).__name__}: {error}")
 
 
+def _runs_model(rule_class: type[Rule]) -> bool:
+    """Whether the rule reads the trace or the probe, which run the model."""
+    return rule_class.needs(Stage.TRACE) or rule_class.needs(Stage.PROBE)
+
+
+def _check(rule_class: type[Rule], ctx: RuleContext) -> list[Finding]:
+    try:
+        return list(rule_class().check(ctx))
+    except Exception as error:
+        raise LoadError(f"rule {rule_class.code} failed on this model: {type(error).__name__}: {error}") from error
+
+
 def _onnx_finding(finding: Finding, spec: ModelSpec) -> Finding:
     """Name the ONNX node (or name scope) the user knows, and point at the .onnx file: a trace
     op's Python frame is gradlint's own ONNX interpreter. Config-file locations stay."""
@@ -102,13 +146,15 @@ def _onnx_finding(finding: Finding, spec: ModelSpec) -> Finding:
     return replace(finding, module=spec.node_names.get(finding.module, finding.module), location=location)
 
 
-def _not_run(spec: ModelSpec, skipped: Sequence[type[Rule]]) -> tuple[str, ...]:
+def _not_run(spec: ModelSpec, skipped: Sequence[type[Rule]], failure: LoadError | None = None) -> tuple[str, ...]:
+    rules = f"{len(skipped)} trace and probe rule{'' if len(skipped) == 1 else 's'}"
+    if failure is not None:  # the error itself is the report's `error`
+        return (f"{NOT_RUN}the model failed to run, so {rules} did not",)
     if not spec.cannot_run:
         return ()
     if not skipped:  # --no-probe, or only static rules selected
         return (f"{NOT_RUN}{spec.cannot_run}",)
-    return (f"{NOT_RUN}{spec.cannot_run}; the model cannot run, so {len(skipped)} trace and probe "
-            f"rule{'' if len(skipped) == 1 else 's'} did not",)
+    return (f"{NOT_RUN}{spec.cannot_run}; the model cannot run, so {rules} did not",)
 
 
 def _merge_same_site(findings: list[Finding], by_module: bool = False) -> list[Finding]:

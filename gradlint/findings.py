@@ -101,11 +101,18 @@ class ModelReport:
         engine states it among the assumptions; None when the model ran."""
         return next((a for a in self.assumptions if a.startswith(NOT_RUN)), None)
 
+    @property
+    def linted(self) -> bool:
+        """Whether rules ran: False for a target that failed to load (`error` only); True for a
+        model that failed to run too, whose `error` comes with the static rules' findings."""
+        return self.error is None or self.risk is not None
+
     def to_dict(self) -> dict:
-        if self.error is not None:
+        if not self.linted:
             return {"target": self.target, "error": self.error}
         return {
             "target": self.target,
+            **({} if self.error is None else {"error": self.error}),
             "risk": None if self.risk is None else round(self.risk, 4),
             "level": self.level,
             "assumptions": list(self.assumptions),

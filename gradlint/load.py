@@ -288,7 +288,7 @@ def infer_inputs(model: Any, assumptions: list[str], batch_size: int = _BATCH) -
 
 def resolve_optimizer(namespace: Any, model: Any, overrides: Overrides, assumptions: list[str]):
     """The optimizer training will use, from configure_optimizers or the defaults, after overrides."""
-    optimizer = None
+    optimizer = configured = None
     if overrides.optimizer is None:
         configured = _call_optional(namespace, "configure_optimizers", model)
         optimizer = first_optimizer(configured) if configured is not None else None
@@ -298,10 +298,29 @@ def resolve_optimizer(namespace: Any, model: Any, overrides: Overrides, assumpti
         optimizer = make_optimizer(name, model.parameters(), lr)
         if overrides.optimizer is None:
             assumptions.append(f"optimizer: AdamW(lr={lr:g}) (no configure_optimizers)")
-    elif overrides.lr is not None:
+    elif overrides.lr is not None:  # --lr replaces the schedule too
         for group in optimizer.param_groups:
             group["lr"] = overrides.lr
-    return optimizer, describe_optimizer(optimizer)
+    info = describe_optimizer(optimizer)
+    if configured is not None and overrides.lr is None:
+        info = _with_schedule_peak(info, configured, optimizer, assumptions)
+    return optimizer, info
+
+
+def _with_schedule_peak(info: OptimizerInfo, configured: Any, optimizer: Any, assumptions: list[str]) -> OptimizerInfo:
+    """`info` with the LR schedule's peak, which the optimizer rules check instead of lr."""
+    from dataclasses import replace
+
+    from gradlint.schedule import find_scheduler, peak_of
+
+    found = find_scheduler(configured)
+    peak = peak_of(*found, optimizer) if found is not None else None
+    if peak is None:
+        return info
+    if peak.interval == "epoch":
+        assumptions.append(f"optimizer: {peak.scheduler} steps once per epoch (Lightning's default interval); "
+                           "its peak over the first epochs is checked")
+    return replace(info, peak_lr=peak.lr, schedule=peak.describe())
 
 
 def make_optimizer(name: str, parameters: Any, lr: float) -> Any:

@@ -91,15 +91,50 @@ def observe(spec: ModelSpec, want_trace: bool, want_probe: bool, device: str = "
         if not want_probe:
             return Observation(trace, None, assumptions, {"forward": 1, "backward": 0})
         model.zero_grad(set_to_none=True)
-        try:
-            loss.backward()
-        except Exception as error:
-            raise LoadError(f"backward raised {type(error).__name__}: {_first_line(error)}") from error
-        probe = _measure(spec, loss, recorder)
+        with _gradient_stats(model) as grad_stats:
+            try:
+                loss.backward()
+            except Exception as error:
+                raise LoadError(f"backward raised {type(error).__name__}: {_first_line(error)}") from error
+        probe = _measure(spec, loss, recorder, grad_stats)
     return Observation(trace, probe, assumptions, {"forward": 1, "backward": 1})
 
 
-def _measure(spec: ModelSpec, loss: Any, recorder: Any) -> Probe:
+@dataclass(frozen=True)
+class _GradStats:
+    norm: float  # L2 norm with non-finite entries clamped
+    count: int
+    finite: bool
+
+
+@contextlib.contextmanager
+def _gradient_stats(model: Any):
+    """Measure each parameter's gradient as soon as backward has accumulated it, then drop it:
+    the model's whole gradient never exists at once, so the probe's memory stays near one
+    parameter's size above the forward's (what lets a large ONNX model lint in ~1x its size)."""
+    import torch
+
+    stats: dict[int, _GradStats] = {}
+
+    def measure_and_drop(parameter: Any) -> None:
+        grad = parameter.grad.detach()
+        norm = float(torch.linalg.vector_norm(grad))  # no copy of the gradient on the common path
+        finite = math.isfinite(norm)
+        if not finite:  # which entries overflowed, and the norm of the rest, clamped
+            finite = bool(torch.isfinite(grad).all())
+            norm = float(torch.nan_to_num(grad.float(), nan=0.0, posinf=3e38, neginf=-3e38).norm())
+        stats[id(parameter)] = _GradStats(norm, grad.numel(), finite)
+        parameter.grad = None
+
+    hooks = [p.register_post_accumulate_grad_hook(measure_and_drop) for p in model.parameters() if p.requires_grad]
+    try:
+        yield stats
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
+def _measure(spec: ModelSpec, loss: Any, recorder: Any, grad_stats: dict) -> Probe:
     import torch
 
     output_grad_rms = {}
@@ -109,21 +144,19 @@ def _measure(spec: ModelSpec, loss: Any, recorder: Any) -> Probe:
             output_grad_rms[index] = float(grad.pow(2).mean().sqrt())
     params, total, finite = [], 0.0, True
     for path, parameter in spec.model.named_parameters():
-        grad = parameter.grad
+        grad = grad_stats.get(id(parameter))
         grad_norm = grad_rms = None
         grad_finite = True
         if grad is not None:
-            values = grad.detach().float()
-            grad_finite = bool(torch.isfinite(values).all())
-            safe = torch.nan_to_num(values, nan=0.0, posinf=3e38, neginf=-3e38)
-            grad_norm = float(safe.norm())
-            grad_rms = grad_norm / math.sqrt(max(values.numel(), 1))
+            grad_norm, grad_finite = grad.norm, grad.finite
+            grad_rms = grad_norm / math.sqrt(max(grad.count, 1))
             total += grad_norm ** 2
             finite &= grad_finite
         shape = tuple(parameter.shape)
         params.append(ParamStats(
             path=path, module_path=path.rpartition(".")[0], shape=shape,
-            rms=float(parameter.detach().float().pow(2).mean().sqrt()) if parameter.numel() else 0.0,
+            rms=float(torch.linalg.vector_norm(parameter.detach())) / math.sqrt(parameter.numel())
+            if parameter.numel() else 0.0,
             fan_in=fan_in(shape), grad_norm=grad_norm, grad_rms=grad_rms, grad_finite=grad_finite,
         ))
     loss_value = float(loss.detach())

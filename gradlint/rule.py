@@ -45,6 +45,9 @@ class RuleContext:
     # Continuous measurements for the risk model, recorded whether or not a rule fires
     # (a finding is a threshold; the risk wants the distance to it).
     evidence: dict = field(default_factory=dict)
+    # What the user should know about how this model was checked (e.g. probes skipped for
+    # memory); reported with the model's assumptions.
+    notes: dict = field(default_factory=dict)  # key -> text, one note per key
 
     def record(self, name: str, value: float) -> None:
         """Record a risk feature: non-negative, larger means riskier, 0 when absent."""
@@ -55,6 +58,28 @@ class RuleContext:
         if key not in self.shared:
             self.shared[key] = compute()
         return self.shared[key]
+
+    def note(self, key: str, text: str) -> None:
+        self.notes[key] = text
+
+    @property
+    def lean(self) -> bool:
+        """The model is too large for probes that hold whole copies of its parameters
+        (gradlint.curvature.LEAN_BYTES); --thorough runs them anyway."""
+        from gradlint.curvature import LEAN_BYTES, parameter_bytes
+
+        return not self.thorough and self.measure("model.parameter_bytes", lambda: parameter_bytes(self.model)) > LEAN_BYTES
+
+    def lean_skip(self, what: str) -> None:
+        """State that a probe (`what`, e.g. "GL602 curvature") did not run because the model is large."""
+        from gradlint.curvature import LEAN_BYTES
+
+        skipped = self.shared.setdefault("lean.skipped", [])
+        if what not in skipped:
+            skipped.append(what)
+        size = self.shared["model.parameter_bytes"] / 2**20
+        self.note("lean", f"probe: lean, the trainable parameters take {size:.3g} MB (over {LEAN_BYTES / 2**20:.3g} MB): "
+                          f"skipped {', '.join(skipped)}; --thorough runs them")
 
     def count_passes(self, forward: int = 0, backward: int = 0) -> None:
         self.passes["forward"] += forward

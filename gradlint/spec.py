@@ -19,6 +19,15 @@ class OptimizerInfo:
     eps: float | None = None
     weight_decay: float = 0.0
     nesterov: bool = False
+    # The LR schedule's largest lr over the first few hundred steps (gradlint.schedule), when it
+    # exceeds lr, and where it is reached ("the OneCycleLR peak at step 60").
+    peak_lr: float | None = None
+    schedule: str | None = None
+
+    @property
+    def checked_lr(self) -> float:
+        """The lr the stability rules check: the schedule's peak, else the lr."""
+        return self.peak_lr if self.peak_lr is not None else self.lr
 
     @property
     def is_adaptive(self) -> bool:
@@ -26,7 +35,8 @@ class OptimizerInfo:
 
     def describe(self) -> str:
         extra = f", momentum={self.momentum:g}" if self.momentum else ""
-        return f"{self.name}(lr={self.lr:g}{extra})"
+        peak = f", {self.schedule}" if self.peak_lr is not None else ""
+        return f"{self.name}(lr={self.checked_lr:g}{extra}{peak})"
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ def render(reports: Sequence[ModelReport], quiet: bool = False, baseline=None) -
     for report in reports:
         if report.error is not None:
             lines.append(error_line(report))
-            continue
+            if not report.linted:
+                continue
         lines.extend(finding_line(f) for f in report.findings)
         if not quiet:
             lines.append(risk_line(report))

@@ -31,7 +31,8 @@ def render(reports: Sequence[ModelReport], quiet: bool = False, baseline=None) -
     for report in reports:
         if report.error is not None:
             lines += [error_line(report), ""]
-            continue
+            if not report.linted:
+                continue
         for finding in report.findings:
             lines += render_finding(finding) + [""]
         if not quiet:

@@ -16,7 +16,7 @@ def render(reports: Sequence[ModelReport], quiet: bool = False, baseline=None) -
         "version": __version__,
         "models": [r.to_dict() for r in reports],
         "summary": {
-            "models": sum(r.error is None for r in reports),
+            "models": sum(r.linted for r in reports),
             "errors_loading": sum(r.error is not None for r in reports),
             "findings": sum(severities.values()),
             "by_severity": {s: severities[s] for s in ("error", "warning", "info")},

@@ -28,7 +28,7 @@ def render(reports: Sequence[ModelReport], quiet: bool = False, baseline=None) -
     from gradlint.registry import rule_by_code
 
     root = repo_root()
-    findings = [f for r in reports if r.error is None for f in r.findings]
+    findings = [f for r in reports for f in r.findings]
     codes = sorted({f.code for f in findings})
     index = {code: i for i, code in enumerate(codes)}
     occurrences: Counter = Counter()

@@ -13,9 +13,9 @@ if TYPE_CHECKING:
 
 
 def summary_line(reports: Sequence[ModelReport]) -> str:
-    linted = [r for r in reports if r.error is None]
-    failed = len(reports) - len(linted)
-    findings = [f for r in linted for f in r.findings]
+    linted = [r for r in reports if r.linted]  # with the models that failed to run: their static rules ran
+    failed = sum(r.error is not None for r in reports)
+    findings = [f for r in reports for f in r.findings]
     by_severity = Counter(f.severity.value for f in findings)
     parts = [f"{by_severity[s]} {s}{'s' if by_severity[s] != 1 and s != 'info' else ''}"
              for s in ("error", "warning", "info") if by_severity[s]]

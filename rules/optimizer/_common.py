@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ast
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from gradlint.findings import Location
@@ -16,7 +16,8 @@ def first_step_of(ctx: RuleContext) -> Any:
     """The optimizer's first update on the example batch (gradlint.curvature.FirstStep), with
     gradient_clip_val applied; None when the optimizer cannot be stepped outside training or
     the loss is not finite (the probe rules report that). Computed once per model and run,
-    shared by GL601, GL602 and GL603."""
+    shared by GL601, GL602 and GL603. For a large model (ctx.lean) the step keeps per-tensor
+    numbers only, not the gradient and update vectors."""
     return ctx.measure("optimizer.first_step", lambda: _first_step(ctx))
 
 
@@ -26,7 +27,8 @@ def _first_step(ctx: RuleContext) -> Any:
     step = None
     with loss_surface(ctx.spec, ctx.device, ctx.seed) as surface:
         try:
-            step = first_step(surface, ctx.spec.optimizer_object, ctx.spec.optimizer, ctx.spec.gradient_clip_val)
+            step = first_step(surface, ctx.spec.optimizer_object, ctx.spec.optimizer, ctx.spec.gradient_clip_val,
+                              lean=ctx.lean)
         except UnsupportedOptimizer:
             step = None
         finally:
@@ -52,21 +54,17 @@ class UpdateRatio:
 ZERO_INIT_RMS = 1e-8
 
 
-def first_update_ratios(ctx: RuleContext, step: Any) -> list[UpdateRatio]:
+def first_update_ratios(step: Any) -> list[UpdateRatio]:
     """Per weight tensor (2-D and up), the size of the first update relative to the weight.
 
     Biases, norm gains and scalars are left out: they start at 0 or 1 by design and their
     relative update says nothing about the layer's stability (theory.md D3's whitelist)."""
     ratios = []
-    named = [(name, p) for name, p in ctx.model.named_parameters() if p.requires_grad]
-    for (name, parameter), update in zip(named, step.update):
-        if parameter.dim() < 2:
+    for tensor in step.tensors:
+        if tensor.dim < 2 or tensor.weight_rms < ZERO_INIT_RMS:
             continue
-        weight_rms = float(parameter.detach().float().pow(2).mean().sqrt())
-        if weight_rms < ZERO_INIT_RMS:
-            continue
-        update_rms = float(update.float().pow(2).mean().sqrt())
-        ratios.append(UpdateRatio(name, name.rpartition(".")[0], update_rms / weight_rms, update_rms, weight_rms))
+        ratios.append(UpdateRatio(tensor.name, tensor.name.rpartition(".")[0], tensor.update_rms / tensor.weight_rms,
+                                  tensor.update_rms, tensor.weight_rms))
     return sorted(ratios, key=lambda r: -r.ratio)
 
 
@@ -116,9 +114,13 @@ class OptimizerSite:
     location: Location
     call: ast.Call | None = None
     source: str = ""  # the call's source text
+    scheduled: bool = False  # an LR schedule sets the checked (peak) lr, not the call's lr argument
 
-    def with_lr(self, lr: float, optimizer_name: str) -> str:
-        """The construction call rewritten with `lr`; a configure_optimizers to add when the file has none."""
+    def with_lr(self, lr: float, optimizer_name: str) -> str | None:
+        """The construction call rewritten with `lr`; a configure_optimizers to add when the file
+        has none; None under an LR schedule, whose peak is not the call's lr."""
+        if self.scheduled:
+            return None
         value = format_lr(lr)
         if self.call is None:
             return (f"def configure_optimizers(model):\n"
@@ -128,6 +130,12 @@ class OptimizerSite:
 
 def optimizer_site(ctx: RuleContext) -> OptimizerSite:
     """The line that constructs the optimizer: the call of its class inside configure_optimizers."""
+    site = _optimizer_site(ctx)
+    scheduled = ctx.spec.optimizer is not None and ctx.spec.optimizer.peak_lr is not None
+    return replace(site, scheduled=True) if scheduled else site
+
+
+def _optimizer_site(ctx: RuleContext) -> OptimizerSite:
     from gradlint.locations import display_path
 
     fallback = OptimizerSite(ctx.spec.model_location or ctx.location_of_path(""))

@@ -98,7 +98,10 @@ def configure_optimizers(model):
 
     def check(self, ctx: RuleContext):
         optimizer = ctx.spec.optimizer
-        if optimizer is None or not optimizer.is_adaptive or optimizer.lr <= 0:
+        if optimizer is None or not optimizer.is_adaptive or optimizer.checked_lr <= 0:
+            return
+        if ctx.lean:  # the loss after the step needs the shifted parameters: one more copy
+            ctx.lean_skip("GL603 line search")
             return
         step = first_step_of(ctx)
         if step is None or step.descent <= 0:
@@ -154,9 +157,9 @@ def _realized(step, loss_after: float, scale: float) -> float:
 def _fix(optimizer, safe_scale: float | None, halvings: int, site) -> Fix:
     warmup = warmup_hint(optimizer)
     if safe_scale is None:
-        return Fix(f"even lr {optimizer.lr * 0.5 ** halvings:.2g} overshoots: check the loss scale and "
+        return Fix(f"even lr {optimizer.checked_lr * 0.5 ** halvings:.2g} overshoots: check the loss scale and "
                    f"initialization before tuning lr{warmup}")
-    safe_lr = optimizer.lr * safe_scale
+    safe_lr = optimizer.checked_lr * safe_scale
     return Fix(f"use lr <= {format_lr(safe_lr)}, where the first step realizes >= {RHO_GOOD:.0%} of its predicted "
                f"decrease{warmup}", site.with_lr(safe_lr, optimizer.name))
 

@@ -109,7 +109,7 @@ def configure_optimizers(model):
         step = first_step_of(ctx)
         if step is None:
             return
-        ratios = first_update_ratios(ctx, step)
+        ratios = first_update_ratios(step)
         if ratios:  # for the risk model: decades of the largest relative update (0 at 1e-3)
             ctx.record("first_update_ratio", math.log10(max(r.ratio for r in ratios)) + 3)
         threshold = RATIO_WARNING if ctx.spec.optimizer.is_adaptive else SGD_RATIO_WARNING
@@ -121,7 +121,7 @@ def configure_optimizers(model):
         others = (f"; {len(large) - 1} more of {len(ratios)} weight tensors exceed {threshold:g}"
                   if len(large) > 1 else "")
         # The first step of SGD, momentum and Adam(W) is linear in lr: this lr puts the worst ratio at the threshold.
-        safe_lr = optimizer.lr * threshold / worst.ratio
+        safe_lr = optimizer.checked_lr * threshold / worst.ratio
         site = optimizer_site(ctx)
         yield self.finding(
             ctx,

@@ -85,6 +85,9 @@ def configure_optimizers(model):
         optimizer = ctx.spec.optimizer_object
         if optimizer is None or ctx.spec.optimizer is None:
             return
+        if ctx.lean:  # steps a copy of the model and the optimizer's state
+            ctx.lean_skip("GL604 lookahead")
+            return
         steps = THOROUGH_STEPS if ctx.thorough else STEPS
         losses, grads = _lookahead(ctx, steps)
         if not losses:
@@ -105,7 +108,7 @@ def configure_optimizers(model):
                     f"its first value (gradient norm {grad_growth:.3g}x) instead of lowering it")
         error = not finite or loss_growth >= LOSS_GROWTH_ERROR or grad_growth >= GRAD_GROWTH_ERROR
         site = optimizer_site(ctx)
-        safe_lr = ctx.spec.optimizer.lr / 10
+        safe_lr = ctx.spec.optimizer.checked_lr / 10
         yield self.finding(
             ctx, what + clipping_note_text(ctx), location=site.location,
             fix=Fix(f"lower the learning rate (try lr = {format_lr(safe_lr)}){warmup_hint(ctx.spec.optimizer)}, "
@@ -126,6 +129,7 @@ def _lookahead(ctx: RuleContext, steps: int) -> tuple[list[float], list[float]]:
 
     import torch
 
+    from gradlint.curvature import at_checked_lr
     from gradlint.load import fresh_optimizer
     from gradlint.losses import training_loss
 
@@ -133,7 +137,7 @@ def _lookahead(ctx: RuleContext, steps: int) -> tuple[list[float], list[float]]:
     model = copy.deepcopy(spec.model).to(ctx.device)
     model.train()
     try:
-        optimizer = fresh_optimizer(spec.optimizer_object, model.parameters())
+        optimizer = at_checked_lr(fresh_optimizer(spec.optimizer_object, model.parameters()), spec.optimizer)
     except Exception:  # an optimizer that cannot be rebuilt from its hyper-parameters
         return [], []
     inputs = tuple(t.to(ctx.device) if isinstance(t, torch.Tensor) else t for t in spec.inputs)

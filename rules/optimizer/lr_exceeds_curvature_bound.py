@@ -94,7 +94,10 @@ def configure_optimizers(model):
 
     def check(self, ctx: RuleContext):
         optimizer = ctx.spec.optimizer
-        if optimizer is None or optimizer.name not in GRADIENT_DESCENT or optimizer.lr <= 0:
+        if optimizer is None or optimizer.name not in GRADIENT_DESCENT or optimizer.checked_lr <= 0:
+            return
+        if ctx.lean:  # Lanczos holds one copy of the parameters per iteration
+            ctx.lean_skip("GL602 curvature")
             return
         step = first_step_of(ctx)
         if step is None:
@@ -103,20 +106,21 @@ def configure_optimizers(model):
         if not math.isfinite(eigenvalue) or eigenvalue <= 0:
             return
         bound = stability_bound(optimizer)
-        ratio = optimizer.lr * eigenvalue / bound
+        ratio = optimizer.checked_lr * eigenvalue / bound
         clip = ctx.spec.gradient_clip_val
-        # For the risk model: decades of lr x curvature against the bound (0 at 1% of it).
-        ctx.record("lr_x_curvature_clipped" if clip else "lr_x_curvature", math.log10(ratio) + 2)
+        strong = STRONG_PIECEWISE_LINEAR if is_piecewise_linear(ctx.trace) else STRONG_SMOOTH
+        # For the risk model: decades of lr x curvature against the divergence mark of this kind
+        # of net (0 at 1% of it, 2 at the mark).
+        ctx.record("lr_x_curvature_clipped" if clip else "lr_x_curvature", math.log10(ratio / strong) + 2)
         jump = _clipped_loss_jump(optimizer, clip, eigenvalue)
         if ratio <= 1.0 or jump <= step.loss:
             return  # stable, or clipping keeps every loss jump below the loss itself
-        strong = STRONG_PIECEWISE_LINEAR if is_piecewise_linear(ctx.trace) else STRONG_SMOOTH
         safe_lr = bound / eigenvalue / 2
         site = optimizer_site(ctx)
         clip_note = f"; gradient_clip_val={clip:g} lets the loss jump by up to {jump:.3g}" if clip else ""
         yield self.finding(
             ctx,
-            f"lr {optimizer.lr:g} x top Hessian eigenvalue {eigenvalue:.3g} = {optimizer.lr * eigenvalue:.3g} exceeds "
+            f"lr {optimizer.checked_lr:g}{_peak_note(optimizer)} x top Hessian eigenvalue {eigenvalue:.3g} = {optimizer.checked_lr * eigenvalue:.3g} exceeds "
             f"the stability bound of {_variant(optimizer)}, {bound:.3g} (lr < {bound:.3g}/lambda = "
             f"{bound / eigenvalue:.3g}): the error along the top curvature direction grows every step{clip_note}",
             location=site.location,
@@ -128,9 +132,13 @@ def configure_optimizers(model):
         )
 
 
+def _peak_note(optimizer) -> str:
+    return f" ({optimizer.schedule})" if optimizer.peak_lr is not None else ""
+
+
 def _max_clipped_step(optimizer, clip: float) -> float:
     """The longest step clipping allows: lr * clip, over (1 - momentum) once momentum builds up."""
-    return optimizer.lr * clip / (1 - min(optimizer.momentum, MAX_MOMENTUM))
+    return optimizer.checked_lr * clip / (1 - min(optimizer.momentum, MAX_MOMENTUM))
 
 
 def _clipped_loss_jump(optimizer, clip: float | None, eigenvalue: float) -> float:
