@@ -78,6 +78,20 @@ def bag_of_words_batch(step: int, batch: int = 32, vocab: int = 64, topics: int 
     return (counts,), label
 
 
+def multi_hot_tags_batch(step: int, batch: int = 32, tags: int = 32, classes: int = 4,
+                         mean_tags: float = 6.0) -> tuple[tuple[torch.Tensor], torch.Tensor]:
+    """Multi-hot tag vectors (B, tags), each tag present independently with a class-dependent
+    probability (`mean_tags` per row on average), labelled by the class. Now and then a row has
+    no tag at all (all zeros): about 0.4% of rows at the defaults.
+    """
+    g = generator(step, salt=5)
+    weights = torch.sigmoid(2.0 * torch.randn(classes, tags, generator=_world(5)))
+    probs = (weights * (mean_tags / weights.sum(1, keepdim=True))).clamp(max=0.95)
+    label = torch.randint(0, classes, (batch,), generator=g)
+    present = torch.rand(batch, tags, generator=g) < probs[label]
+    return (present.float(),), label
+
+
 @functools.lru_cache(maxsize=None)
 def _digits() -> tuple[torch.Tensor, torch.Tensor]:
     from sklearn.datasets import load_digits  # local data shipped with scikit-learn

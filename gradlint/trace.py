@@ -44,6 +44,8 @@ class TensorStats:
     dead_fraction: float | None = None
     # Fraction of entries in the flat tails of a saturating activation.
     saturated_fraction: float | None = None
+    # Fraction of entries exactly zero (sparse counts, ReLU outputs, padding).
+    zero_fraction: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -150,7 +152,8 @@ def tensor_stats(tensor: Any, name: str) -> TensorStats | None:
         absmax = float(safe.abs().max())
         # RMS of the rescaled values: squaring values above ~1e19 would overflow float32.
         rms = absmax * float((safe / absmax).pow(2).mean().sqrt()) if absmax > 0 else 0.0
-        stats = dict(rms=rms, absmax=absmax, finite=finite, minimum=float(safe.min()), maximum=float(safe.max()))
+        stats = dict(rms=rms, absmax=absmax, finite=finite, minimum=float(safe.min()), maximum=float(safe.max()),
+                     zero_fraction=float((values == 0).float().mean()))
         if name in RELU_LIKE and values.dim() >= 2:
             stats["dead_fraction"] = float((_unit_view(values) <= 0).all(dim=0).float().mean())
         elif name in SATURATING:

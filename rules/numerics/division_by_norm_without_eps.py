@@ -20,6 +20,11 @@ EPS = "1e-6"
 # A zero row gives 0/0 = NaN in the forward pass and NaN gradients (d||x||/dx = x/||x||) for
 # the whole batch: rare per step but fatal when it happens (padding, dead units, constant inputs).
 WEIGHT, BROKEN_WEIGHT = 0.2, 0.9
+# How likely a zero row is, from the example batch: with a fraction z of zero entries, a row of d
+# entries is all zero with probability z^d if entries were independent (sparse counts make it
+# likely: z = 0.94, d = 64 gives 2%; ReLU features, z = 0.5, d = 64, give 5e-20). Over the
+# few hundred batches the risk covers, the chance that one appears is 1 - (1 - z^d)^(rows x steps).
+HORIZON_STEPS = 300
 
 
 class DivisionByNormWithoutEps(Rule):
@@ -27,7 +32,10 @@ class DivisionByNormWithoutEps(Rule):
     ## What it does
     Finds divisions by a norm, standard deviation or square root with no epsilon or clamp in
     between (`x / x.norm(dim=-1, keepdim=True)`, `x / x.std()`, `x * torch.rsqrt(ms)`) in the
-    traced forward pass, and points at the line.
+    traced forward pass, and points at the line. From the example batch it estimates how likely
+    an all-zero row is over the next few hundred batches (the fraction of zero entries, raised
+    to the row length): sparse inputs such as multi-hot tags or short bag-of-words documents make
+    it an error.
 
     ## Why is this bad?
     The divisor is zero for any all-zero or constant row (padding, dead ReLU features, a
@@ -102,16 +110,57 @@ def build_model():
                 continue
             broken = node.stats is not None and not node.stats.finite
             kind = "1/sqrt of" if node.name in RSQRTS else "a division by"
+            chance, evidence = _zero_row_chance(ctx, divisor)
             yield self.finding(
                 ctx,
                 f"{kind} {divisor.name}(...) with no epsilon: an all-zero or constant row makes it 0/0 = NaN, "
-                f"forward and backward{' (the output is already non-finite on the example batch)' if broken else ''}",
+                f"forward and backward{' (the output is already non-finite on the example batch)' if broken else ''}"
+                f"{evidence}",
                 location=node.location,
                 module=node.path,
                 fix=_fix(node),
-                severity=Severity.ERROR if broken else Severity.WARNING,
-                weight=BROKEN_WEIGHT if broken else WEIGHT,
+                severity=Severity.ERROR if broken or chance >= 0.5 else Severity.WARNING,
+                weight=BROKEN_WEIGHT if broken else min(BROKEN_WEIGHT, max(WEIGHT, chance)),
             )
+
+
+def _zero_row_chance(ctx: RuleContext, norm) -> tuple[float, str]:
+    """The chance that a batch like the example one holds an all-zero row for the norm within
+    HORIZON_STEPS steps (see above), and the message's account of it ("" when negligible)."""
+    import math
+
+    shape = norm.input_shapes[0] if norm.input_shapes else ()
+    rows = math.prod(norm.output_shape) if norm.output_shape else 0
+    if not shape or not rows or math.prod(shape) % rows:
+        return 0.0, ""
+    length = math.prod(shape) // rows
+    zeros = _zero_fraction(ctx, norm)
+    if zeros is None or zeros <= 0 or length <= 0:
+        return 0.0, ""
+    per_row = zeros ** length
+    chance = -math.expm1(rows * HORIZON_STEPS * math.log1p(-min(per_row, 1 - 1e-12)))
+    if chance < 0.01:
+        return 0.0, ""
+    return chance, (f"; {zeros:.0%} of its input entries are zero on the example batch, so a row of {length} is "
+                    f"all zero with probability ~{per_row:.2g} (independent entries): "
+                    f"~{rows * HORIZON_STEPS * per_row:.3g} such rows in {HORIZON_STEPS} batches like it")
+
+
+def _zero_fraction(ctx: RuleContext, norm) -> float | None:
+    """Zero fraction of the norm's input: a traced node's, or the model input's own."""
+    import torch
+
+    from gradlint.trace import MODEL_INPUT
+
+    producer = norm.producers[0] if norm.producers else None
+    if producer is not None and producer >= 0:
+        stats = ctx.trace.nodes[producer].stats
+        return stats.zero_fraction if stats is not None else None
+    if producer == MODEL_INPUT:
+        matching = [t for t in ctx.spec.inputs if isinstance(t, torch.Tensor) and tuple(t.shape) == norm.input_shapes[0]]
+        if len(matching) == 1:
+            return float((matching[0] == 0).float().mean())
+    return None
 
 
 def _unguarded_divisor(trace, node):

@@ -98,6 +98,48 @@ def test_a_zero_row_already_nan_is_an_error(lint):
     assert finding.severity == Severity.ERROR and finding.weight == pytest.approx(0.9)
 
 
+SPARSE_INPUT = '''
+import torch
+import torch.nn as nn
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear({width}, 4)
+
+    def forward(self, x):
+        return self.fc(x / x.norm(dim=1, keepdim=True))
+
+def build_model():
+    return Net()
+
+def example_inputs():
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(32, {width}, generator=g) < {present}).float()
+    x[x.sum(1) == 0, 0] = 1.0  # no empty row in the example batch itself
+    return (x,)
+'''
+
+
+def test_sparse_input_makes_a_zero_row_likely(lint):
+    # 20% of 16 entries present: a row is empty with probability 0.8^16 = 2.8% (independent
+    # entries), so 32 rows x 300 steps almost surely meet one.
+    report = lint(SPARSE_INPUT.format(width=16, present=0.2), select=["GL852"])
+    (finding,) = report.findings
+    assert finding.severity == Severity.ERROR and finding.weight == pytest.approx(0.9)
+    zeros = float(finding.message.split("; ")[1].split("%")[0]) / 100
+    assert "so a row of 16 is all zero with probability ~" in finding.message
+    assert zeros == pytest.approx(0.8, abs=0.05)
+
+
+def test_dense_input_keeps_the_base_weight(lint):
+    # Half the entries present over 64 columns: 0.5^64 per row, negligible over the horizon.
+    report = lint(SPARSE_INPUT.format(width=64, present=0.5), select=["GL852"])
+    (finding,) = report.findings
+    assert finding.severity == Severity.WARNING and finding.weight == pytest.approx(0.2)
+    assert "probability" not in finding.message
+
+
 # -- GL853 exp-of-unbounded-input ----------------------------------------------------------------
 def test_exp_of_a_large_unbounded_input(lint):
     (finding,) = _lint(lint, "out = torch.exp(h)", "GL853", gain=30.0)
