@@ -15,8 +15,10 @@ recall and false-positive rate at each default threshold, and per-rule precision
 
 gradlint's risk is a logistic calibration of its rules' evidence (gradlint/risk_model.json).
 Its AUROC here is cross-validated: each case is scored by a model fitted without it and without
-its twins (cases sharing a name stem), so no case scores itself. `--fit PATH` refits the shipped
-calibration on the whole corpus and writes it.
+its twins (cases sharing a name stem), and by an L2 strength chosen by an inner cross-validation
+on the other cases (nested), so no case scores itself. `--fit PATH` refits the shipped calibration
+on the whole corpus and writes it. `--rescore` reuses the per-case measurements of a previous run
+(--out) and only recomputes the calibration and the metrics.
 """
 
 from __future__ import annotations
@@ -139,15 +141,49 @@ def twin_group(name: str) -> str:
     return name.rsplit("_", 1)[0]
 
 
-def cross_validated_risk(results: list[CaseResult]) -> list[float]:
+# Strengths of the calibration's L2 penalty to choose from. The corpus is small: too strong a
+# penalty mutes causes only a few cases show (numerics), too weak a one overfits.
+L2_GRID = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
+
+
+def _log_loss(model: dict, evidence: dict, label: bool) -> float:
+    p = min(max(risk_model.predict(model, evidence), 1e-12), 1 - 1e-12)
+    return -math.log(p if label else 1 - p)
+
+
+def choose_l2(evidences: list, labels: list, groups: list) -> float:
+    """The L2 strength with the lowest leave-one-twin-group-out log-loss on these cases."""
+    def cv_loss(l2: float) -> float:
+        total = 0.0
+        for group in sorted(set(groups)):
+            train = [j for j, g in enumerate(groups) if g != group]
+            model = risk_model.fit([evidences[j] for j in train], [labels[j] for j in train], l2=l2)
+            total += sum(_log_loss(model, evidences[j], labels[j]) for j, g in enumerate(groups) if g == group)
+        return total
+
+    return min(L2_GRID, key=cv_loss)
+
+
+def cross_validated_risk(results: list[CaseResult]) -> tuple[list[float], list[float]]:
+    """Each case's risk from a calibration fitted without its twin group, with the L2 strength
+    chosen by an inner cross-validation on the remaining cases only (nested: neither the weights
+    nor the penalty ever saw the case). Returns the risks and the L2 each case got."""
     labels = [r.label == "DIVERGED" for r in results]
     groups = [twin_group(r.name) for r in results]
-    scores = []
-    for i, held in enumerate(results):
-        train = [j for j in range(len(results)) if groups[j] != groups[i]]
-        model = risk_model.fit([results[j].evidence for j in train], [labels[j] for j in train])
-        scores.append(risk_model.predict(model, held.evidence))
-    return scores
+    evidences = [r.evidence for r in results]
+    scores, chosen = [0.0] * len(results), [0.0] * len(results)
+    for group in sorted(set(groups)):
+        held = [i for i, g in enumerate(groups) if g == group]
+        train = [j for j, g in enumerate(groups) if g != group]
+        l2 = choose_l2([evidences[j] for j in train], [labels[j] for j in train], [groups[j] for j in train])
+        model = risk_model.fit([evidences[j] for j in train], [labels[j] for j in train], l2=l2)
+        for i in held:
+            scores[i], chosen[i] = risk_model.predict(model, evidences[i]), l2
+    return scores, chosen
+
+
+def _counts(values: list) -> str:
+    return ", ".join(f"{v:g} x{values.count(v)}" for v in sorted(set(values)))
 
 
 def main() -> None:
@@ -157,10 +193,29 @@ def main() -> None:
     parser.add_argument("--out", default=os.path.join(HERE, "evaluation.json"))
     parser.add_argument("--fit", metavar="PATH", help="refit the calibration on all cases and write it here")
     parser.add_argument("--only", nargs="*")
+    parser.add_argument("--rescore", action="store_true",
+                        help="reuse the measurements in --out instead of linting every case again")
     args = parser.parse_args()
     torch.set_num_threads(1)
 
     truth = json.load(open(args.truth))["cases"]
+    results = rescored(args.out, truth) if args.rescore else lint_corpus(truth, args)
+    report(results, args)
+
+
+def rescored(path: str, truth: dict) -> list[CaseResult]:
+    """The CaseResults of a previous run, relabelled from the current truth."""
+    fields = set(CaseResult.__dataclass_fields__)
+    results = []
+    for case in json.load(open(path))["cases"]:
+        if case["name"] in truth:
+            result = CaseResult(**{k: v for k, v in case.items() if k in fields})
+            result.label, result.diverged_fraction = truth[case["name"]]["label"], truth[case["name"]]["diverged_fraction"]
+            results.append(result)
+    return results
+
+
+def lint_corpus(truth: dict, args) -> list[CaseResult]:
     results = []
     for name in sorted(truth):
         if args.only and name not in args.only:
@@ -176,11 +231,14 @@ def main() -> None:
         results.append(result)
         print(f"{name:38s} {result.label:9s} risk {result.risk:5.2f}  {','.join(result.codes) or '-':40s}"
               f" {result.seconds:5.2f}s {result.error or ''}", flush=True)
+    return results
 
+
+def report(results: list[CaseResult], args) -> None:
     ok = [r for r in results if r.error is None]
     labels = [r.label == "DIVERGED" for r in ok]
     fails = [r.label != "TRAINED" for r in ok]
-    cv = cross_validated_risk(ok)
+    cv, cv_l2 = cross_validated_risk(ok)
     scores = {
         "gradlint risk (cross-validated)": (cv, 0.5),
         "gradlint noisy-OR of rule weights (no fitting)":
@@ -212,13 +270,15 @@ def main() -> None:
             per_rule[rule.code] = {"fires": len(fired), "diverged": hits, "precision": hits / len(fired)}
             print(f"| {rule.code} {rule.name} | {len(fired)} | {hits} | {hits / len(fired):.2f} |")
 
+    print(f"\nL2 strength chosen by the inner cross-validation: {_counts(cv_l2)}")
     seconds = [r.seconds for r in ok]
     print(f"\ngradlint time per case: median {statistics.median(seconds):.2f} s, max {max(seconds):.2f} s")
     json.dump({"summary": summary, "per_rule": per_rule,
-               "cases": [dict(vars(r), cv_risk=s) for r, s in zip(ok, cv)] + [vars(r) for r in results if r.error]},
+               "cases": [dict(vars(r), cv_risk=s, cv_l2=l2) for r, s, l2 in zip(ok, cv, cv_l2)] + [vars(r) for r in results if r.error]},
               open(args.out, "w"), indent=1, default=float)
     if args.fit:
-        model = risk_model.fit([r.evidence for r in ok], labels)
+        l2 = choose_l2([r.evidence for r in ok], labels, [twin_group(r.name) for r in ok])
+        model = risk_model.fit([r.evidence for r in ok], labels, l2=l2)
         risk_model.save(model, args.fit)
         print(f"calibration written to {args.fit}")
 

@@ -82,25 +82,33 @@ def predict(model: Mapping, evidence_by_family: Mapping[str, float]) -> float:
     return 1.0 / (1.0 + math.exp(-max(min(z, 60.0), -60.0)))
 
 
-def fit(evidences: Sequence[Mapping[str, float]], labels: Sequence[bool], l2: float = 0.05,
-        steps: int = 3000, lr: float = 0.5) -> dict:
-    """Logistic regression with non-negative family weights, by projected gradient descent.
+def fit(evidences: Sequence[Mapping[str, float]], labels: Sequence[bool], l2: float = 0.05) -> dict:
+    """Logistic regression with non-negative feature weights: mean log-loss plus l2/2 * |w|^2,
+    minimized by L-BFGS-B with the weights bounded below by 0 (the bias is free).
 
-    The corpus is small, so a light L2 penalty keeps the weights sane. Runs in the benchmark
-    only (numpy); predicting at lint time needs no solver.
+    The corpus is small, so the L2 penalty keeps rare features from running away; evaluate.py
+    picks its strength by cross-validation. Runs in the benchmark only (numpy and scipy, which
+    scikit-learn brings); predicting at lint time needs no solver.
     """
     import numpy as np
+    from scipy.optimize import minimize
 
-    families = sorted({f for e in evidences for f in e})
-    x = np.array([[e.get(f, 0.0) for f in families] for e in evidences], dtype=float).reshape(len(evidences), -1)
+    features = sorted({f for e in evidences for f in e})
+    x = np.array([[e.get(f, 0.0) for f in features] for e in evidences], dtype=float).reshape(len(evidences), -1)
     y = np.array([1.0 if label else 0.0 for label in labels])
-    bias, weights = 0.0, np.zeros(len(families))
-    for _ in range(steps):
-        p = 1.0 / (1.0 + np.exp(-np.clip(bias + x @ weights, -60, 60)))
-        bias -= lr * float(np.mean(p - y))
-        weights = np.maximum(0.0, weights - lr * (x.T @ (p - y) / len(y) + l2 * weights))
-    return {"bias": bias, "weights": dict(zip(families, weights.tolist())), "l2": l2, "cases": len(y),
-            "positives": int(y.sum())}
+
+    def objective(theta):
+        z = theta[0] + x @ theta[1:]
+        # log(1 + e^z) - y z, computed stably; its gradient is sigmoid(z) - y.
+        loss = float(np.mean(np.logaddexp(0.0, z) - y * z)) + 0.5 * l2 * float(theta[1:] @ theta[1:])
+        residual = 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60))) - y
+        gradient = np.concatenate(([residual.mean()], x.T @ residual / len(y) + l2 * theta[1:]))
+        return loss, gradient
+
+    bounds = [(None, None)] + [(0.0, None)] * len(features)
+    result = minimize(objective, np.zeros(1 + len(features)), jac=True, method="L-BFGS-B", bounds=bounds)
+    return {"bias": float(result.x[0]), "weights": dict(zip(features, result.x[1:].tolist())), "l2": l2,
+            "cases": len(y), "positives": int(y.sum())}
 
 
 def save(model: Mapping, path: str) -> None:

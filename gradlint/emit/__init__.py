@@ -6,18 +6,36 @@ Every renderer takes `(reports, quiet=False, baseline=None)`; `baseline` is the 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import importlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
-from gradlint.emit import concise, full, github, json_format, json_lines, sarif
 from gradlint.findings import ModelReport
 
 Renderer = Callable[[Sequence[ModelReport]], str]
 
-FORMATS: dict[str, Callable[..., str]] = {
-    "concise": concise.render,
-    "full": full.render,
-    "json": json_format.render,
-    "json-lines": json_lines.render,
-    "sarif": sarif.render,
-    "github": github.render,
+# Format name -> module. Each module is imported when its format is used: a run prints one
+# format, and a pre-commit run over files without a model should not pay for the others.
+_MODULES = {
+    "concise": "concise",
+    "full": "full",
+    "json": "json_format",
+    "json-lines": "json_lines",
+    "sarif": "sarif",
+    "github": "github",
 }
+
+
+class _Renderers(Mapping):
+    """Format name -> render function, importing the format's module on first use."""
+
+    def __getitem__(self, name: str) -> Callable[..., str]:
+        return importlib.import_module(f"gradlint.emit.{_MODULES[name]}").render
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_MODULES)
+
+    def __len__(self) -> int:
+        return len(_MODULES)
+
+
+FORMATS: Mapping[str, Callable[..., str]] = _Renderers()
