@@ -8,8 +8,8 @@ owns changes), and takes the largest lr of the steps the risk covers.
 Lightning's configure_optimizers may return a scheduler in every shape it accepts:
 `{"optimizer": o, "lr_scheduler": s}`, `{"lr_scheduler": {"scheduler": s, "interval": "step"}}`,
 `([o], [s])` and lists of such dicts. Lightning steps a scheduler once per epoch unless its
-interval is "step"; gradlint cannot know the epoch length, so an epoch schedule is followed for
-EPOCH_HORIZON epochs.
+interval is "step", every `frequency` intervals; gradlint cannot know the epoch length, so an
+epoch schedule is followed for EPOCH_HORIZON epochs.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ EPOCH_HORIZON = 5
 @dataclass(frozen=True)
 class Peak:
     lr: float  # the largest lr of the first param group over the horizon
-    step: int  # the scheduler step that reaches it
+    step: int  # the training step (or epoch) that reaches it
     scheduler: str  # the scheduler's class name
     interval: str  # "step" or "epoch"
 
@@ -35,19 +35,22 @@ class Peak:
         return f"the {self.scheduler} peak at {self.interval} {self.step}"
 
 
-def find_scheduler(configured: Any) -> tuple[Any, str] | None:
-    """(scheduler, interval) of the first scheduler in a configure_optimizers result."""
+def find_scheduler(configured: Any) -> tuple[Any, str, int] | None:
+    """(scheduler, interval, frequency) of the first scheduler in a configure_optimizers result:
+    Lightning steps it every `frequency` intervals."""
     import torch
 
     if isinstance(configured, dict):
         if "scheduler" in configured:  # Lightning's scheduler config
             scheduler = configured["scheduler"]
-            return (scheduler, configured.get("interval", "epoch")) if _is_scheduler(scheduler) else None
+            if not _is_scheduler(scheduler):
+                return None
+            return scheduler, configured.get("interval", "epoch"), max(1, int(configured.get("frequency", 1)))
         return find_scheduler(configured.get("lr_scheduler"))
     if isinstance(configured, (list, tuple)):
         found = (find_scheduler(item) for item in configured if not isinstance(item, torch.optim.Optimizer))
         return next((f for f in found if f is not None), None)
-    return (configured, "epoch") if _is_scheduler(configured) else None
+    return (configured, "epoch", 1) if _is_scheduler(configured) else None
 
 
 def _is_scheduler(value: Any) -> bool:
@@ -56,7 +59,7 @@ def _is_scheduler(value: Any) -> bool:
     return isinstance(value, (torch.optim.lr_scheduler.LRScheduler, torch.optim.lr_scheduler.ReduceLROnPlateau))
 
 
-def peak_of(scheduler: Any, interval: str, optimizer: Any) -> Peak | None:
+def peak_of(scheduler: Any, interval: str, frequency: int, optimizer: Any) -> Peak | None:
     """The schedule's largest lr over the horizon, when it exceeds the optimizer's current one;
     None when it does not, or the scheduler cannot be stepped without a training loop
     (ReduceLROnPlateau wants a metric, and only ever lowers the lr)."""
@@ -72,7 +75,7 @@ def peak_of(scheduler: Any, interval: str, optimizer: Any) -> Peak | None:
         return None
     start = best = _lr(twin_optimizer)
     best_step = 0
-    horizon = STEP_HORIZON if interval == "step" else EPOCH_HORIZON
+    horizon = (STEP_HORIZON if interval == "step" else EPOCH_HORIZON) // frequency
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "scheduler.step() before optimizer.step()": no training here
         for step in range(1, horizon + 1):
@@ -82,7 +85,7 @@ def peak_of(scheduler: Any, interval: str, optimizer: Any) -> Peak | None:
                 break
             lr = _lr(twin_optimizer)
             if lr > best:
-                best, best_step = lr, step
+                best, best_step = lr, step * frequency
     if best <= start:
         return None
     return Peak(best, best_step, type(scheduler).__name__, interval)

@@ -44,14 +44,24 @@ def test_peak_leaves_the_users_optimizer_and_scheduler_as_they_were():
     optimizer = _optimizer()
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.5, total_steps=200)
     lr, epoch = optimizer.param_groups[0]["lr"], scheduler.last_epoch
-    schedule.peak_of(scheduler, "step", optimizer)
+    schedule.peak_of(scheduler, "step", 1, optimizer)
     assert (optimizer.param_groups[0]["lr"], scheduler.last_epoch) == (lr, epoch)
+
+
+def test_frequency_counts_training_steps():
+    optimizer = _optimizer(lr=1e-3)
+    warmup = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, step / 100))
+    found = schedule.find_scheduler({"optimizer": optimizer,
+                                     "lr_scheduler": {"scheduler": warmup, "interval": "step", "frequency": 2}})
+    assert found == (warmup, "step", 2)
+    peak = schedule.peak_of(*found, optimizer)
+    assert (peak.lr, peak.step) == (pytest.approx(1e-3), 200)  # 100 scheduler steps, one every 2 training steps
 
 
 def test_warmup_from_zero():
     optimizer = _optimizer(lr=1e-3)
     warmup = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, step / 100))
-    peak = schedule.peak_of(warmup, "step", optimizer)
+    peak = schedule.peak_of(warmup, "step", 1, optimizer)
     assert optimizer.param_groups[0]["lr"] == 0.0
     assert (peak.lr, peak.step) == (pytest.approx(1e-3), 100)
 
@@ -60,7 +70,7 @@ def test_epoch_schedules_are_followed_for_a_few_epochs():
     optimizer = _optimizer(lr=1.0)
     warmup = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=0.1, total_iters=20)
     found = schedule.find_scheduler(([optimizer], [warmup]))
-    assert found == (warmup, "epoch")
+    assert found == (warmup, "epoch", 1)
     peak = schedule.peak_of(*found, optimizer)
     assert (peak.lr, peak.step) == (pytest.approx(0.1 + 0.9 * schedule.EPOCH_HORIZON / 20), schedule.EPOCH_HORIZON)
 
@@ -71,7 +81,7 @@ def test_epoch_schedules_are_followed_for_a_few_epochs():
 ])
 def test_schedules_that_never_raise_the_lr_have_no_peak(make):
     optimizer = _optimizer()
-    assert schedule.peak_of(make(optimizer), "step", optimizer) is None
+    assert schedule.peak_of(make(optimizer), "step", 1, optimizer) is None
 
 
 def test_no_scheduler():

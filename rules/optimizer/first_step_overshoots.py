@@ -32,6 +32,8 @@ class FirstStepOvershoots(Rule):
     the gradient predicts (-g . update) that the step realizes. rho < 0.1 warns, rho < -1 (the
     loss rises by more than it should have fallen) is an error. It then halves the learning
     rate until a step realizes a quarter of its predicted decrease, and proposes that lr.
+    Under an LR schedule the step is taken at the schedule's peak lr. Models over 256 MB of
+    parameters skip it unless `--thorough` (the shifted parameters are a second copy).
 
     ## Why is this bad?
     Adam's first step is about lr * sign(g) in every weight, whatever the curvature: its size

@@ -32,7 +32,7 @@ class FirstUpdateTooLarge(Rule):
     the weight: ||update|| / ||W|| >= 0.1 warns for adaptive optimizers (0.3 for SGD, whose
     step shrinks with the gradient), >= 1 is an error. It reports the largest ratio and how
     many tensors exceed the threshold. Biases, norm gains and zero-initialized tensors are
-    exempt.
+    exempt. Under an LR schedule the step is taken at the schedule's peak lr.
 
     ## Why is this bad?
     A healthy step changes each weight by about 0.1% (cs231n). Adam's first step is about

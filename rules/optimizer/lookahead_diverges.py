@@ -25,7 +25,8 @@ class LookaheadDiverges(Rule):
     copy of the model and a fresh optimizer with the same hyper-parameters, clipping gradients at
     `gradient_clip_val` as training would. It flags a loss that becomes non-finite or grows
     over 10x its first value (an error), or doubles (a warning), and a gradient norm that grows
-    over 1000x.
+    over 1000x. Under an LR schedule the steps use the schedule's peak lr. Models over 256 MB of
+    parameters skip it unless `--thorough` (it copies the model and the optimizer's state).
 
     ## Why is this bad?
     Repeating one batch is the easiest task training will ever meet: every step should lower its
