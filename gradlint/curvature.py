@@ -30,14 +30,13 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import inspect
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from gradlint.losses import training_loss
-from gradlint.probe import preserved
+from gradlint.probe import each_gradient, preserved
 from gradlint.spec import ModelSpec
 
 # Models with more trainable parameter bytes than this get the lean optimizer probes (see above):
@@ -296,29 +295,32 @@ def _clip_scale(clip: float | None, grad_norm: float) -> float:
 
 
 def _tensor_update(name: str, parameter: Any, gradient: Any, update: Any) -> TensorUpdate:
-    """The numbers of one tensor's step. Norms and dot products in place: no copy of a tensor the
-    size of the parameter (the lean step's memory is the few it cannot avoid)."""
+    """The numbers of one tensor's whole step."""
     import torch
 
+    return _numbers(name, parameter, _squared_norm(gradient), _squared_norm(update),
+                    float(torch.dot(gradient.detach().reshape(-1), update.reshape(-1))))
+
+
+def _numbers(name: str, parameter: Any, grad_sq: float, update_sq: float, dot: float) -> TensorUpdate:
     count = max(parameter.numel(), 1)
-    update_sq = float(torch.linalg.vector_norm(update)) ** 2
-    return TensorUpdate(
-        name=name, dim=parameter.dim(),
-        weight_rms=float(torch.linalg.vector_norm(parameter.detach())) / math.sqrt(count),
-        update_rms=math.sqrt(update_sq / count),
-        grad_sq=float(torch.linalg.vector_norm(gradient)) ** 2, update_sq=update_sq,
-        dot=float(torch.dot(gradient.detach().reshape(-1), update.reshape(-1))),
-    )
+    return TensorUpdate(name=name, dim=parameter.dim(), weight_rms=math.sqrt(_squared_norm(parameter) / count),
+                        update_rms=math.sqrt(update_sq / count), grad_sq=grad_sq, update_sq=update_sq, dot=dot)
+
+
+def _squared_norm(tensor: Any) -> float:
+    """||tensor||^2 without a copy of the tensor (no pow(2) temporary the size of a parameter)."""
+    import torch
+
+    return float(torch.linalg.vector_norm(tensor.detach())) ** 2
 
 
 def _lean_first_step(surface: LossSurface, optimizer: Any, info: Any, clip: float | None) -> FirstStep:
-    import torch
-
     index = {id(p): i for i, p in enumerate(surface.params)}
     grad_sq = [0.0] * len(surface.params)
 
     def add_norm(parameter: Any) -> None:
-        grad_sq[index[id(parameter)]] = float(torch.linalg.vector_norm(parameter.grad.detach())) ** 2
+        grad_sq[index[id(parameter)]] = _squared_norm(parameter.grad)
 
     clip_scale = 1.0
     if clip:  # the scale every tensor's gradient gets needs the global norm: one pass first
@@ -334,32 +336,20 @@ def _lean_first_step(surface: LossSurface, optimizer: Any, info: Any, clip: floa
     loss = _stream_gradients(surface, step_tensor)
     for i, parameter in enumerate(surface.params):
         if tensors[i] is None:  # backward never reached it (an unused parameter): no gradient, no update
-            weight_rms = float(torch.linalg.vector_norm(parameter.detach())) / math.sqrt(max(parameter.numel(), 1))
-            tensors[i] = TensorUpdate(surface.names[i], parameter.dim(), weight_rms, 0.0, 0.0, 0.0, 0.0)
+            tensors[i] = _numbers(surface.names[i], parameter, 0.0, 0.0, 0.0)
     grad_norm = math.sqrt(sum(t.grad_sq for t in tensors))
     return FirstStep(loss=loss, tensors=tuple(tensors), grad_norm=grad_norm, clip_scale=clip_scale)
 
 
 def _stream_gradients(surface: LossSurface, visit: Any) -> float:
     """One forward and backward in which `visit(parameter)` sees each parameter's gradient as
-    soon as backward has accumulated it, after which the gradient is dropped: the whole gradient
-    never exists at once. Returns the loss."""
-    hooks = []
-
-    def visit_and_drop(parameter: Any) -> None:
-        visit(parameter)
-        parameter.grad = None
-
+    soon as backward has accumulated it (probe.each_gradient). Returns the loss."""
     for parameter in surface.params:
         parameter.grad = None
-        hooks.append(parameter.register_post_accumulate_grad_hook(visit_and_drop))
-    try:
+    with each_gradient(surface.params, visit):
         loss = surface.loss()
         surface.passes["backward"] += 1
         loss.backward()
-    finally:
-        for hook in hooks:
-            hook.remove()
     return float(loss.detach())
 
 
@@ -406,21 +396,17 @@ def _lean_tensor_update(name: str, optimizer: Any, info: Any, parameter: Any, gr
     for start in range(0, max(values.numel(), 1), max(size, 1)):
         value, grad = (values, grads) if whole else (values[start:start + size], grads[start:start + size])
         update = _step_one_tensor(optimizer, info, parameter, value, grad * clip_scale if clip_scale < 1 else grad)
-        update_sq += float(torch.linalg.vector_norm(update)) ** 2
+        update_sq += _squared_norm(update)
         dot += float(torch.dot(grad.reshape(-1), update.reshape(-1)))
-    count = max(parameter.numel(), 1)
-    return TensorUpdate(
-        name=name, dim=parameter.dim(),
-        weight_rms=float(torch.linalg.vector_norm(parameter.detach())) / math.sqrt(count),
-        update_rms=math.sqrt(update_sq / count), grad_sq=float(torch.linalg.vector_norm(gradient)) ** 2,
-        update_sq=update_sq, dot=dot,
-    )
+    return _numbers(name, parameter, _squared_norm(gradient), update_sq, dot)
 
 
 def _step_one_tensor(optimizer: Any, info: Any, parameter: Any, value: Any, gradient: Any) -> Any:
     """The first update of `value` (`parameter` or a slice of it) alone: a new optimizer of the
     same class, with the hyper-parameters of the parameter's param group and its state, steps a
     clone of it."""
+    from gradlint.load import fresh_optimizer
+
     clone = value.detach().clone().requires_grad_()
     # The gradient itself, not a copy: torch.optim's steps read it without writing it.
     clone.grad = gradient.detach()
@@ -429,9 +415,8 @@ def _step_one_tensor(optimizer: Any, info: Any, parameter: Any, value: Any, grad
     else:
         group = next((g for g in optimizer.param_groups if any(p is parameter for p in g["params"])),
                      optimizer.param_groups[0])
-        accepted = inspect.signature(type(optimizer)).parameters
         try:
-            twin = type(optimizer)([clone], **{k: v for k, v in group.items() if k in accepted and k != "params"})
+            twin = fresh_optimizer(optimizer, [clone], group)
         except Exception as error:  # a constructor that wants more than its param group holds
             raise UnsupportedOptimizer(f"cannot rebuild {type(optimizer).__name__} for one tensor: {error}") from error
         if optimizer.state.get(parameter):  # only whole tensors get here with state

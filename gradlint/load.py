@@ -334,12 +334,13 @@ def make_optimizer(name: str, parameters: Any, lr: float) -> Any:
     return cls(parameters, lr=lr)
 
 
-def fresh_optimizer(like: Any, parameters: Any) -> Any:
-    """A new optimizer of `like`'s class and hyper-parameters over `parameters` (for dry steps
-    on a copy of the model). Only the constructor's own arguments are passed: param_groups also
-    hold derived keys (AdamW's decoupled_weight_decay) that the constructor rejects."""
+def fresh_optimizer(like: Any, parameters: Any, group: dict | None = None) -> Any:
+    """A new optimizer of `like`'s class and hyper-parameters (those of `group`, by default its
+    first param group) over `parameters`, for steps on copies. Only the constructor's own
+    arguments are passed: param_groups also hold derived keys (AdamW's decoupled_weight_decay)
+    that the constructor rejects."""
     accepted = inspect.signature(type(like)).parameters
-    group = like.param_groups[0]
+    group = like.param_groups[0] if group is None else group
     return type(like)(parameters, **{k: v for k, v in group.items() if k in accepted and k != "params"})
 
 

@@ -66,9 +66,9 @@ class RuleContext:
     def lean(self) -> bool:
         """The model is too large for probes that hold whole copies of its parameters
         (gradlint.curvature.LEAN_BYTES); --thorough runs them anyway."""
-        from gradlint.curvature import LEAN_BYTES, parameter_bytes
+        from gradlint.curvature import LEAN_BYTES
 
-        return not self.thorough and self.measure("model.parameter_bytes", lambda: parameter_bytes(self.model)) > LEAN_BYTES
+        return not self.thorough and self._parameter_bytes() > LEAN_BYTES
 
     def lean_skip(self, what: str) -> None:
         """State that a probe (`what`, e.g. "GL602 curvature") did not run because the model is large."""
@@ -77,9 +77,13 @@ class RuleContext:
         skipped = self.shared.setdefault("lean.skipped", [])
         if what not in skipped:
             skipped.append(what)
-        size = self.shared["model.parameter_bytes"] / 2**20
-        self.note("lean", f"probe: lean, the trainable parameters take {size:.3g} MB (over {LEAN_BYTES / 2**20:.3g} MB): "
-                          f"skipped {', '.join(skipped)}; --thorough runs them")
+        self.note("lean", f"probe: lean, the trainable parameters take {self._parameter_bytes() / 2**20:.3g} MB "
+                          f"(over {LEAN_BYTES / 2**20:.3g} MB): skipped {', '.join(skipped)}; --thorough runs them")
+
+    def _parameter_bytes(self) -> int:
+        from gradlint.curvature import parameter_bytes
+
+        return self.measure("model.parameter_bytes", lambda: parameter_bytes(self.model))
 
     def count_passes(self, forward: int = 0, backward: int = 0) -> None:
         self.passes["forward"] += forward
