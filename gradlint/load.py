@@ -320,7 +320,7 @@ def _with_schedule_peak(info: OptimizerInfo, configured: Any, optimizer: Any, as
     if peak.interval == "epoch":
         assumptions.append(f"optimizer: {peak.scheduler} steps once per epoch (Lightning's default interval); "
                            "its peak over the first epochs is checked")
-    return replace(info, peak_lr=peak.lr, schedule=peak.describe())
+    return replace(info, peak_lr=peak.lr, schedule=peak.describe(), scheduler=peak.scheduler)
 
 
 def make_optimizer(name: str, parameters: Any, lr: float) -> Any:

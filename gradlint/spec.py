@@ -23,6 +23,7 @@ class OptimizerInfo:
     # exceeds lr, and where it is reached ("the OneCycleLR peak at step 60").
     peak_lr: float | None = None
     schedule: str | None = None
+    scheduler: str | None = None  # the scheduler's class name, e.g. OneCycleLR
 
     @property
     def checked_lr(self) -> float:

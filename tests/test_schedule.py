@@ -99,6 +99,9 @@ def test_rules_check_the_peak_and_leave_the_lr_argument_alone(lint):
     (finding,) = report.findings
     assert finding.message.startswith("lr 20 (the OneCycleLR peak at step 29) x top Hessian eigenvalue")
     assert finding.fix.code is None  # the peak is OneCycleLR's max_lr, not the SGD call's lr
+    assert finding.fix.message.startswith("use the OneCycleLR peak lr <= ")
+    source = MODEL.format(lr=0.1, configured=CONFIGURED).splitlines()
+    assert "OneCycleLR(" in source[finding.location.line - 1]  # points at the schedule, which sets the peak
     quiet = lint(MODEL.format(lr=0.1, configured=CONFIGURED.replace("max_lr=20.0", "max_lr=0.1")), select=["GL602"])
     assert quiet.findings == ()
 

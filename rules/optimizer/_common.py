@@ -87,8 +87,16 @@ def clipping_note(ctx: RuleContext, step: Any) -> str:
 WARMUP_FACTOR = 2
 
 
+def lr_name(optimizer: Any) -> str:
+    """How a fix names the lr to change: under an LR schedule, the schedule's peak."""
+    return f"the {optimizer.scheduler} peak lr" if optimizer.peak_lr is not None else "lr"
+
+
 def warmup_hint(optimizer: Any) -> str:
-    """The warmup alternative to a lower lr, for a fix message."""
+    """The warmup alternative to a lower lr, for a fix message (none under an LR schedule,
+    which already shapes the lr)."""
+    if optimizer.peak_lr is not None:
+        return ""
     if optimizer.betas:
         steps = WARMUP_FACTOR / (1 - optimizer.betas[1])
         return f", or warm the lr up linearly over ~{steps:.0f} steps (2/(1-beta2))"
@@ -130,16 +138,17 @@ class OptimizerSite:
 
 def optimizer_site(ctx: RuleContext) -> OptimizerSite:
     """The line that constructs the optimizer: the call of its class inside configure_optimizers."""
-    site = _optimizer_site(ctx)
-    scheduled = ctx.spec.optimizer is not None and ctx.spec.optimizer.peak_lr is not None
-    return replace(site, scheduled=True) if scheduled else site
+    optimizer = ctx.spec.optimizer
+    if optimizer is not None and optimizer.peak_lr is not None:  # the schedule sets the checked lr
+        return replace(_call_site(ctx, optimizer.scheduler), scheduled=True)
+    return _call_site(ctx, optimizer.name if optimizer else None)
 
 
-def _optimizer_site(ctx: RuleContext) -> OptimizerSite:
+def _call_site(ctx: RuleContext, name: str | None) -> OptimizerSite:
+    """The call of class `name` inside configure_optimizers (or the function, or the model)."""
     from gradlint.locations import display_path
 
     fallback = OptimizerSite(ctx.spec.model_location or ctx.location_of_path(""))
-    name = ctx.spec.optimizer.name if ctx.spec.optimizer else None
     try:
         with open(ctx.spec.path, encoding="utf-8") as handle:
             text = handle.read()

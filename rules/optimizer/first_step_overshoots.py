@@ -6,7 +6,9 @@ import math
 
 from gradlint.findings import Fix, Severity, Stage
 from gradlint.rule import Rule, RuleContext
-from gradlint.rules.optimizer._common import clipping_note, first_step_of, format_lr, optimizer_site, warmup_hint
+from gradlint.rules.optimizer._common import (
+    clipping_note, first_step_of, format_lr, lr_name, optimizer_site, warmup_hint,
+)
 
 # The measured quantity is rho = (loss before - loss after) / (-g . update): the share of the
 # decrease a linear model predicts that the step realizes (the trust-region ratio, Nocedal &
@@ -162,7 +164,7 @@ def _fix(optimizer, safe_scale: float | None, halvings: int, site) -> Fix:
         return Fix(f"even lr {optimizer.checked_lr * 0.5 ** halvings:.2g} overshoots: check the loss scale and "
                    f"initialization before tuning lr{warmup}")
     safe_lr = optimizer.checked_lr * safe_scale
-    return Fix(f"use lr <= {format_lr(safe_lr)}, where the first step realizes >= {RHO_GOOD:.0%} of its predicted "
+    return Fix(f"use {lr_name(optimizer)} <= {format_lr(safe_lr)}, where the first step realizes >= {RHO_GOOD:.0%} of its predicted "
                f"decrease{warmup}", site.with_lr(safe_lr, optimizer.name))
 
 

@@ -6,7 +6,7 @@ import math
 
 from gradlint.findings import Fix, Severity, Stage
 from gradlint.rule import Rule, RuleContext
-from gradlint.rules.optimizer._common import format_lr, optimizer_site, warmup_hint
+from gradlint.rules.optimizer._common import format_lr, lr_name, optimizer_site, warmup_hint
 
 # A few real optimizer steps on the example batch, on a copy of the model. Repeating one batch
 # is the easiest task training will ever see: the loss should fall at every step. A loss that
@@ -112,7 +112,8 @@ def configure_optimizers(model):
         safe_lr = ctx.spec.optimizer.checked_lr / 10
         yield self.finding(
             ctx, what + clipping_note_text(ctx), location=site.location,
-            fix=Fix(f"lower the learning rate (try lr = {format_lr(safe_lr)}){warmup_hint(ctx.spec.optimizer)}, "
+            fix=Fix(f"lower the learning rate (try {lr_name(ctx.spec.optimizer)} = {format_lr(safe_lr)})"
+                    f"{warmup_hint(ctx.spec.optimizer)}, "
                     "or clip gradients (gradient_clip_val = 1.0)", site.with_lr(safe_lr, ctx.spec.optimizer.name)),
             severity=Severity.ERROR if error else Severity.WARNING,
             weight=0.85 if error else 0.4,

@@ -6,7 +6,7 @@ import math
 
 from gradlint.findings import Fix, Severity, Stage
 from gradlint.rule import Rule, RuleContext
-from gradlint.rules.optimizer._common import first_step_of, format_lr, is_piecewise_linear, optimizer_site
+from gradlint.rules.optimizer._common import first_step_of, format_lr, is_piecewise_linear, lr_name, optimizer_site
 
 # Optimizers whose stability on a quadratic is lr * lambda_max against a fixed bound.
 GRADIENT_DESCENT = {"SGD", "ASGD"}
@@ -126,7 +126,7 @@ def configure_optimizers(model):
             f"the stability bound of {_variant(optimizer)}, {bound:.3g} (lr < {bound:.3g}/lambda = "
             f"{bound / eigenvalue:.3g}): the error along the top curvature direction grows every step{clip_note}",
             location=site.location,
-            fix=Fix(f"use lr <= {format_lr(safe_lr)}, or clip gradients at gradient_clip_val = "
+            fix=Fix(f"use {lr_name(optimizer)} <= {format_lr(safe_lr)}, or clip gradients at gradient_clip_val = "
                     f"{_containing_clip(optimizer, eigenvalue, step.loss):.2g}",
                     site.with_lr(safe_lr, optimizer.name)),
             severity=Severity.ERROR if ratio >= strong and not clip else Severity.WARNING,
