@@ -94,10 +94,6 @@ class FirstStep:
         """-g . update: the loss decrease a linear model predicts (positive for a descent step)."""
         return -sum(t.dot for t in self.tensors)
 
-    @property
-    def update_norm(self) -> float:
-        return math.sqrt(sum(t.update_sq for t in self.tensors))
-
 
 class LossSurface:
     """The training loss on the example batch as a function of the trainable parameters."""
@@ -357,11 +353,6 @@ def lookahead(surface: LossSurface, step: FirstStep, scale: float = 1.0) -> floa
     """The example-batch loss after the first update scaled by `scale`. The first step of SGD,
     momentum and Adam(W) is linear in lr, so `scale` is exactly a learning-rate multiplier."""
     return surface.shifted_loss(step.update, scale)
-
-
-def directional_curvature(surface: LossSurface, direction: Sequence[Any]) -> float:
-    """d.H.d / d.d: the curvature along `direction` (one HVP)."""
-    return _dot(direction, surface.hvp(direction)) / max(_dot(direction, direction), 1e-30)
 
 
 def _step_on_copies(optimizer: Any, info: Any, params: Sequence[Any], grads: Sequence[Any]) -> tuple:
