@@ -1,0 +1,47 @@
+"""GRU (64 units, 32 steps) on a delay-2 regression task whose targets are 100x their natural
+(unit) scale; SGD lr 0.3, no clipping.
+
+Varied factor: target scale. The readout must grow 100x; its gradients, 100x larger, feed
+back into the recurrent weights and the gradient norm explodes.
+Twin: rnn_gru_targets_unit.
+"""
+
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+
+try:  # truth.py puts benchmarks/ on sys.path
+    import _casekit as kit
+except ImportError:  # loaded as a plain file (e.g. by gradlint): the helper is one folder up
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import _casekit as kit
+
+
+TRAIN_STEPS = 150
+
+
+def build_model():
+    return kit.SequenceRegressor(nn.GRU(8, 64, batch_first=True), out_dim=4)
+
+
+def make_batch(step):
+    inputs, targets = kit.delay_regression(step, batch=16, seq_len=32)
+    return inputs, 100.0 * targets
+
+
+def example_inputs():
+    return make_batch(0)[0]
+
+
+def example_targets():
+    return make_batch(0)[1]
+
+
+def loss_fn(output, targets):
+    return nn.functional.mse_loss(output, targets)
+
+
+def configure_optimizers(model):
+    return torch.optim.SGD(model.parameters(), lr=0.3)
