@@ -182,6 +182,26 @@ def cross_validated_risk(results: list[CaseResult]) -> tuple[list[float], list[f
     return scores, chosen
 
 
+def calibration_table(risks: list[float], results: list[CaseResult]) -> dict:
+    """How well the cross-validated risk reads as a probability: its Brier score, and per risk
+    level (gradlint.risk.LEVELS, the words the report prints) the mean risk beside the share of
+    cases that diverged and the share of training seeds that did."""
+    diverged = np.array([r.label == "DIVERGED" for r in results], float)
+    seeds = np.array([r.diverged_fraction for r in results], float)
+    risks = np.asarray(risks, float)
+    base = diverged.mean()
+    levels, upper = [], 1.0
+    for lower, word in risk_model.LEVELS:  # highest first: (0.7, high), (0.3, medium), (0.0, low)
+        inside = (risks >= lower) & ((risks < upper) if upper < 1.0 else (risks <= upper))
+        if inside.any():
+            levels.append({"level": f"{word} ({lower:g}-{upper:g})", "cases": int(inside.sum()),
+                           "mean_risk": float(risks[inside].mean()), "diverged": float(diverged[inside].mean()),
+                           "seed_fraction": float(seeds[inside].mean())})
+        upper = lower
+    return {"brier": float(np.mean((risks - diverged) ** 2)), "brier_base_rate": float(np.mean((base - diverged) ** 2)),
+            "base_rate": float(base), "levels": levels}
+
+
 def _counts(values: list) -> str:
     return ", ".join(f"{v:g} x{values.count(v)}" for v in sorted(set(values)))
 
@@ -270,10 +290,28 @@ def report(results: list[CaseResult], args) -> None:
             per_rule[rule.code] = {"fires": len(fired), "diverged": hits, "precision": hits / len(fired)}
             print(f"| {rule.code} {rule.name} | {len(fired)} | {hits} | {hits / len(fired):.2f} |")
 
+    print("\n| risk feature, alone | cases where > 0 | AUROC (diverged) |")
+    print("|---|---|---|")
+    features = {}
+    for name in sorted({k for r in ok for k in r.evidence}):
+        values = [r.evidence.get(name, 0.0) for r in ok]
+        features[name] = {"nonzero": sum(v > 0 for v in values), "auroc": auroc(values, labels)}
+        print(f"| {name} | {features[name]['nonzero']} | {features[name]['auroc']:.3f} |")
+
+    calibration = calibration_table(cv, ok)
+    print(f"\nIs the risk a probability? Brier score {calibration['brier']:.3f} against DIVERGED "
+          f"({calibration['brier_base_rate']:.3f} for always predicting the base rate "
+          f"{calibration['base_rate']:.2f}); by gradlint's risk levels:\n")
+    print("| risk level | cases | mean risk | diverged (label) | diverged (fraction of seeds) |")
+    print("|---|---|---|---|---|")
+    for row in calibration["levels"]:
+        print(f"| {row['level']} | {row['cases']} | {row['mean_risk']:.2f} | {row['diverged']:.2f} | "
+              f"{row['seed_fraction']:.2f} |")
+
     print(f"\nL2 strength chosen by the inner cross-validation: {_counts(cv_l2)}")
     seconds = [r.seconds for r in ok]
     print(f"\ngradlint time per case: median {statistics.median(seconds):.2f} s, max {max(seconds):.2f} s")
-    json.dump({"summary": summary, "per_rule": per_rule,
+    json.dump({"summary": summary, "per_rule": per_rule, "features": features, "calibration": calibration,
                "cases": [dict(vars(r), cv_risk=s, cv_l2=l2) for r, s, l2 in zip(ok, cv, cv_l2)] + [vars(r) for r in results if r.error]},
               open(args.out, "w"), indent=1, default=float)
     if args.fit:

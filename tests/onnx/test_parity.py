@@ -43,17 +43,25 @@ SAMPLES = sorted(
 )
 RISK_TOLERANCE = 0.05
 
-# sample -> why its ONNX export cannot get the PyTorch path's findings (none today).
-KNOWN_DIFFERENCES: dict[str, str] = {}
+# sample -> why its ONNX export cannot get the PyTorch path's findings.
+KNOWN_DIFFERENCES = {
+    "house_prices_standardized": "its loss_fn standardizes the prices; an ONNX file holds no loss, and --loss mse "
+                                 "trains the exported model on the raw prices, where GL207 and the optimizer "
+                                 "rules rightly fire (house_prices_raw is that case, and has parity)",
+}
 # sample -> why random inputs and labels (all an ONNX file gives) change its findings.
 AS_RUN_DIFFERENCES = {
-    "rnn_large_radius": "GL604 (5 SGD(lr=0.5) steps on the example batch) sees the loss grow against the sample's "
+    "rnn_large_radius": "GL604 (20 SGD(lr=0.5) steps on the example batch) sees the loss grow against the sample's "
                         "example_targets but not against random labels; with the sample's targets "
                         "(test_same_batch_same_findings) the ONNX path finds it too",
+    "house_prices_raw": "the problem is the targets' scale (prices in dollars), which an ONNX file does not carry: "
+                        "against random targets nothing is wrong; with the sample's targets "
+                        "(test_same_batch_same_findings) the ONNX path finds the same",
 }
 # Functions of a model file that are training code an ONNX file has no counterpart for (optimizer
 # findings point at configure_optimizers, but --optimizer and --lr reproduce them), and the
-# findings located there, per sample: the Python path's alone.
+# findings located there, per sample, that are the Python path's alone. Others located there
+# (GL207 on a plain mse_loss, which --loss mse reproduces) are compared like the rest.
 TRAINING_CODE = ("loss_fn",)
 TRAINING_CODE_FINDINGS = {
     "attention_unscaled": {"GL851"},  # torch.log(torch.softmax(...)) in loss_fn
@@ -76,21 +84,23 @@ def _python(name: str, settings: Settings):
             patch.setattr(engine, "_merge_same_site", lambda findings, by_module=False: findings)
             report = lint_spec(spec, settings)
         assert report.error is None
-        model_report = _model_findings_only(report, spec.path)
+        model_report = _model_findings_only(report, spec.path, TRAINING_CODE_FINDINGS.get(name, set()))
         dropped = {f.code for f in report.findings} - {f.code for f in model_report.findings}
         assert dropped == TRAINING_CODE_FINDINGS.get(name, set()), f"{name}: findings in its loss_fn: {dropped}"
         _PYTHON[name] = spec, model, model_report
     return _PYTHON[name]
 
 
-def _model_findings_only(report, path: str):
-    """The report without findings located in the file's training code, its risk recomputed."""
+def _model_findings_only(report, path: str, codes: set[str]):
+    """The report without the findings of `codes` located in the file's training code, its risk
+    recomputed."""
     with open(path, encoding="utf-8") as handle:
         tree = ast.parse(handle.read())
     spans = [(node.lineno, node.end_lineno) for node in tree.body
              if isinstance(node, ast.FunctionDef) and node.name in TRAINING_CODE]
     findings = tuple(f for f in report.findings if not (
-        os.path.abspath(f.location.path) == os.path.abspath(path) and any(a <= f.location.line <= b for a, b in spans)))
+        f.code in codes and os.path.abspath(f.location.path) == os.path.abspath(path)
+        and any(a <= f.location.line <= b for a, b in spans)))
     if len(findings) == len(report.findings):
         return report
     measured = {key[2:]: value for key, value in report.evidence.items() if key.startswith("m:")}

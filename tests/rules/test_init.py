@@ -336,3 +336,114 @@ def test_mismatch_is_a_warning_in_deep_relu_stacks(lint):
     assert finding.severity is Severity.WARNING
     # Xavier on a square layer before ReLU: chi_1 = 1 * 1/2.
     assert 0.4 < number(r"chi_1 = ([0-9.]+) per layer", finding.message) < 0.6
+
+
+# -- GL207 regression-targets-unscaled -------------------------------------------------------------
+REGRESSION = '''
+import torch
+import torch.nn as nn
+
+def build_model():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 1){head})
+
+def example_inputs():
+    return (torch.randn(64, 8, generator=torch.Generator().manual_seed(0)),)
+
+def example_targets():
+    return {targets}
+{loss}'''
+MSE_LOSS = '''
+def loss_fn(output, targets):
+    return nn.functional.mse_loss(output, targets)
+'''
+KELVIN = "300.0 + 10.0 * torch.randn(64, 1, generator=torch.Generator().manual_seed(1))"
+
+
+def _kelvin():
+    import torch
+
+    return (300.0 + 10.0 * torch.randn(64, 1, generator=torch.Generator().manual_seed(1))).double()
+
+
+def test_unscaled_targets_are_standardized_on_the_loss_line(lint):
+    report = lint(REGRESSION.format(head="", targets=KELVIN, loss=MSE_LOSS), select=["GL207"])
+    (finding,) = report.findings
+    targets = _kelvin()
+    mean, std, rms = float(targets.mean()), float(targets.std()), float(targets.square().mean().sqrt())
+    assert finding.severity == Severity.ERROR  # ~300x the output's unit scale
+    assert finding.location.line == 16 and finding.location.col == 12  # the mse_loss call
+    assert f"RMS {rms:.3g} (mean {mean:.3g}, std {std:.3g})" in finding.message
+    assert finding.fix.code == f"return nn.functional.mse_loss(output, (targets - {mean:.4g}) / {std:.4g})"
+    assert f"predict {std:.4g} * output + {mean:.4g}" in finding.fix.message
+    assert report.evidence["m:target_scale"] == pytest.approx(math.log10(rms), rel=1e-3)
+
+
+def test_target_scale_thresholds(lint):
+    def severities(scale: float):
+        targets = f"{scale} * torch.randn(64, 1, generator=torch.Generator().manual_seed(1))"
+        return [f.severity for f in lint(REGRESSION.format(head="", targets=targets, loss=MSE_LOSS),
+                                         select=["GL207"]).findings]
+
+    assert severities(1.0) == [] and severities(6.0) == []
+    assert severities(30.0) == [Severity.WARNING]
+    assert severities(300.0) == [Severity.ERROR]
+
+
+def test_targets_already_matched_by_the_output_scale_pass(lint):
+    # The model's own output layer reaches the targets' scale: nothing to standardize.
+    source = REGRESSION.format(head=", nn.Linear(1, 1)", targets="30.0 * torch.randn(64, 1)", loss=MSE_LOSS)
+    source = source.replace("    torch.manual_seed(0)\n    return nn.Sequential(",
+                            "    torch.manual_seed(0)\n    model = nn.Sequential(")
+    source = source.replace("nn.Linear(1, 1))\n", "nn.Linear(1, 1))\n"
+                            "    nn.init.constant_(model[-1].weight, 300.0)\n    return model\n")
+    report = lint(source, select=["GL207"])
+    assert report.findings == ()
+
+
+def test_targets_that_are_not_one_per_output_are_left_alone(lint):
+    classes = REGRESSION.format(head="", targets="torch.randint(0, 5, (64,)) * 100", loss="").replace(
+        "nn.Linear(32, 1)", "nn.Linear(32, 5)")
+    gaussian_head = REGRESSION.format(head="", targets=KELVIN, loss='''
+def loss_fn(output, targets):
+    mean, raw = output[:, :1], output[:, 1:]
+    return nn.functional.gaussian_nll_loss(mean, targets, raw.exp())
+''').replace("nn.Linear(32, 1)", "nn.Linear(32, 2)")
+    assert lint(classes, select=["GL207"]).findings == ()  # integer class labels
+    assert lint(gaussian_head, select=["GL207"]).findings == ()  # two outputs per target
+
+
+def test_without_a_loss_fn_the_finding_points_at_the_model(lint):
+    report = lint(REGRESSION.format(head="", targets=KELVIN, loss=""), select=["GL207"])
+    (finding,) = report.findings
+    assert finding.fix.code is None and "(targets - " in finding.fix.message
+    assert finding.location.line == 7  # build_model's nn.Sequential
+
+
+def test_targets_standardized_inside_the_loss_pass(lint):
+    standardized = REGRESSION.format(head="", targets=KELVIN, loss='''
+def loss_fn(output, targets):
+    return nn.functional.mse_loss(output, (targets - 300.0) / 10.0)
+''')
+    report = lint(standardized, select=["GL207"])
+    assert report.findings == ()
+    assert report.evidence["m:target_scale"] < 0.1  # what the loss compares with has RMS ~1
+
+
+def test_likelihood_losses_are_not_a_target_scale_problem(lint):
+    # Poisson counts of ~300 ask for log-rates of ~5.7: the output need not reach the targets' scale.
+    poisson = REGRESSION.format(head="", targets=KELVIN, loss='''
+def loss_fn(output, targets):
+    return nn.functional.poisson_nll_loss(output, targets, log_input=True)
+''')
+    assert lint(poisson, select=["GL207"]).findings == ()
+
+
+def test_targets_still_large_after_the_loss_transforms_them(lint):
+    halfway = REGRESSION.format(head="", targets=KELVIN, loss='''
+def loss_fn(output, targets):
+    return nn.functional.mse_loss(output, targets / 2.0)
+''')
+    (finding,) = lint(halfway, select=["GL207"]).findings
+    assert finding.message.startswith("the regression targets, as loss_fn transforms them, have RMS 1")
+    assert finding.fix.code is None

@@ -230,6 +230,91 @@ def test_overshoot_ignores_non_adaptive_optimizers(lint):
     assert lint(source, select=["GL603"]).findings == ()
 
 
+# -- GL604 lookahead-diverges ------------------------------------------------------------------------
+def test_lookahead_growth_is_the_loss_rising_above_its_first_value():
+    from gradlint.rules.optimizer.lookahead_diverges import growth, growth_decades
+
+    assert growth([1.0, 0.5, -3.0], [1.0, 1.0, 1.0]) == (True, 1.0, 1.0)  # falling below 0 is progress
+    assert growth([1.0, 12.0], [1.0, 2.0]) == (True, 12.0, 2.0)
+    assert growth([-1.0, 5.0], [1.0, 1.0]) == (True, 1.0, 1.0)  # no ratio from a first loss <= 0
+    assert growth([1.0, math.nan], [1.0, 1.0])[0] is False
+    assert growth_decades([1.0, math.inf], [1.0, 1.0]) == 3.0  # as far as the feature goes
+    assert growth_decades([1.0, 1e6], [1.0, 1.0]) == 3.0
+    assert growth_decades([1.0, 100.0], [1.0, 1e3]) == pytest.approx(2.0)
+    assert growth_decades([1.0, 0.5], [1.0, 1e4]) == pytest.approx(2.0)  # the gradient counts from 100x
+
+
+# Poisson NLL on log-rates: exp(z) - y z starts near 1 and falls below 0 (to 5 - 5 ln 5 = -3.05 at
+# the optimum for counts of 5). A loss that falls to -3 is not a 3x growth.
+POISSON = '''
+import torch
+import torch.nn as nn
+
+def build_model():
+    return nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 1))
+
+def example_inputs():
+    return (torch.randn(32, 8, generator=torch.Generator().manual_seed(0)),)
+
+def example_targets():
+    return torch.full((32, 1), 5.0)
+
+def loss_fn(output, targets):
+    return nn.functional.poisson_nll_loss(output, targets, log_input=True)
+
+def configure_optimizers(model):
+    return torch.optim.SGD(model.parameters(), lr=0.05)
+'''
+
+
+def test_lookahead_ignores_a_loss_falling_below_zero(lint):
+    report = lint(POISSON, select=["GL604"])
+    assert report.findings == ()
+    assert report.evidence["m:lookahead_growth_20"] == 0.0
+
+
+# Linear regression onto zeros with whitened inputs: the Hessian is I/2, so SGD at lr 4.4 multiplies
+# the weights by 1 - 2.15 = -1.15 and the loss by 1.3225 every step: 3.1x after 4 steps, 202x after 19.
+SLOW_DIVERGENCE = '''
+import torch
+import torch.nn as nn
+
+def build_model():
+    return nn.Linear(4, 1, bias=False)
+
+def example_inputs():
+    return (torch.eye(4).repeat(8, 1),)
+
+def example_targets():
+    return torch.zeros(32, 1)
+
+def loss_fn(output, targets):
+    return nn.functional.mse_loss(output, targets)
+
+def configure_optimizers(model):
+    return torch.optim.SGD(model.parameters(), lr=4.3)
+'''
+
+
+def test_lookahead_sees_a_divergence_after_step_five_and_thorough_keeps_the_features(tmp_path):
+    from gradlint.discover import Target
+    from gradlint.engine import Settings, lint_target
+    from gradlint.load import Overrides
+    from gradlint.registry import rule_by_code
+
+    path = tmp_path / "slow.py"
+    path.write_text(SLOW_DIVERGENCE)
+    reports = [lint_target(Target(str(path)), Settings(rules=(rule_by_code("GL604"),), thorough=thorough), Overrides())
+               for thorough in (False, True)]
+    for report in reports:
+        assert report.evidence["m:lookahead_growth"] == pytest.approx(4 * math.log10(1.3225), rel=1e-3)
+        assert report.evidence["m:lookahead_growth_20"] == pytest.approx(19 * math.log10(1.3225), rel=1e-3)
+    default, thorough = (report.findings[0] for report in reports)
+    assert default.severity == Severity.ERROR and default.message.startswith("20 SGD(lr=4.3) steps")
+    assert _number_after(default.message, "raise its loss to") == pytest.approx(1.3225 ** 19, rel=1e-2)
+    assert thorough.message.startswith("50 SGD(lr=4.3) steps")
+
+
 # -- the model and the optimizer are left exactly as found --------------------------------------------
 def test_rules_leave_model_and_optimizer_untouched():
     import torch
