@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import ast
-import inspect
 import math
-import textwrap
 from typing import Any
 
 from gradlint.findings import Fix, Location, Severity, Stage
 from gradlint.locations import display_path
 from gradlint.rule import Rule, RuleContext
-from gradlint.rules.numerics._common import replace_in_line
+from gradlint.rules.numerics._common import parsed_source, replace_in_line
 from gradlint.trace import TRANSPARENT
 
 # Standardized targets have RMS ~1, the scale a freshly initialized output starts at. A squared
@@ -186,29 +184,25 @@ def _restored(name: str, mean: float, std: float) -> str:
 
 def _loss_site(ctx: RuleContext, mean: float, std: float) -> tuple[Location | None, str | None]:
     """The first call in loss_fn that takes the targets, and that line with them standardized;
-    (None, None) without a readable loss_fn (the finding then points at the model)."""
-    function = ctx.spec.loss_fn
-    try:
-        lines, first = inspect.getsourcelines(function)
-        path = inspect.getsourcefile(function)
-    except (OSError, TypeError):  # a builtin, a functools.partial, source not on disk
+    (None, None) without a loss_fn defined in a readable file (the finding then points at the model)."""
+    code = getattr(ctx.spec.loss_fn, "__code__", None)
+    parsed = parsed_source(code.co_filename) if code is not None else None
+    if parsed is None:  # no loss_fn, a builtin, a functools.partial, source not on disk
         return None, None
-    text = textwrap.dedent("".join(lines))
-    indent = len(lines[0]) - len(lines[0].lstrip())
-    try:
-        tree = ast.parse(text)
-    except SyntaxError:  # a lambda in the middle of a line
-        return None, None
-    definition = tree.body[0] if tree.body else None
-    if not isinstance(definition, ast.FunctionDef) or len(definition.args.args) < 2:
+    text, tree = parsed
+    # co_firstlineno is the first decorator's line when there is one, the def's otherwise.
+    definition = min((node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)
+                      and node.name == code.co_name and node.lineno >= code.co_firstlineno),
+                     key=lambda node: node.lineno, default=None)
+    if definition is None or len(definition.args.args) < 2:
         return None, None
     name = definition.args.args[1].arg
     for node in ast.walk(definition):
         if not isinstance(node, ast.Call):
             continue
         for argument in (*node.args, *(k.value for k in node.keywords)):
-            if isinstance(argument, ast.Name) and argument.id == name and argument.lineno == argument.end_lineno:
+            if isinstance(argument, ast.Name) and argument.id == name:
                 col = node.col_offset if node.lineno == argument.lineno else argument.col_offset
-                location = Location(display_path(path), first + argument.lineno - 1, indent + col + 1)
+                location = Location(display_path(code.co_filename), argument.lineno, col + 1)
                 return location, replace_in_line(location, argument, text, _standardized(name, mean, std))
     return None, None

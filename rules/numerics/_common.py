@@ -87,7 +87,8 @@ def finite_absmax(node) -> float | None:
 
 # -- source rewriting for fixes ----------------------------------------------------------------------
 @functools.lru_cache(maxsize=32)
-def _parsed(path: str) -> tuple[str, ast.Module] | None:
+def parsed_source(path: str) -> tuple[str, ast.Module] | None:
+    """A file's text and syntax tree (cached); None when it cannot be read or parsed."""
     try:
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
@@ -98,7 +99,7 @@ def _parsed(path: str) -> tuple[str, ast.Module] | None:
 
 def expression_at(location: Location, accept: Callable[[ast.AST], bool]) -> tuple[ast.AST, str] | None:
     """The outermost expression starting at `location` that `accept`s, with the file's text."""
-    parsed = _parsed(location.path)
+    parsed = parsed_source(location.path)
     if parsed is None:
         return None
     text, tree = parsed
