@@ -274,10 +274,9 @@ def test_same_input_same_output(tmp_path):
 
 
 def test_class_location_names_user_classes_and_not_library_ones(tmp_path):
-    import importlib.util
-
     import torch.nn as nn
 
+    from gradlint.load import import_file
     from gradlint.locations import class_location
 
     path = write(tmp_path, "blocks.py", """
@@ -287,10 +286,7 @@ def test_class_location_names_user_classes_and_not_library_ones(tmp_path):
         class Block(nn.Module):
             pass
         """)
-    spec = importlib.util.spec_from_file_location("blocks_for_class_location", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    location = class_location(module.Block())
+    location = class_location(import_file(path).Block())
     assert (os.path.basename(location.path), location.line, location.col) == ("blocks.py", 5, 1)
     assert class_location(nn.Linear(2, 2)) is None  # torch's own classes point nowhere
     assert class_location(int) is None  # a built-in class has no source file
