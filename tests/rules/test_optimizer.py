@@ -9,6 +9,7 @@ import re
 import pytest
 
 from gradlint.findings import Severity
+from gradlint.rules.optimizer.lookahead_diverges import MAX_DECADES
 from gradlint.spec import OptimizerInfo
 from tests.rules._standard_models import ALL as STANDARD_MODELS
 
@@ -270,11 +271,12 @@ def configure_optimizers(model):
 def test_lookahead_ignores_a_loss_falling_below_zero(lint):
     report = lint(POISSON, select=["GL604"])
     assert report.findings == ()
-    assert report.evidence["m:lookahead_growth_20"] == 0.0
+    assert report.evidence["m:lookahead_growth_20"] == report.evidence["m:lookahead_growth_60"] == 0.0
 
 
-# Linear regression onto zeros with whitened inputs: the Hessian is I/2, so SGD at lr 4.4 multiplies
-# the weights by 1 - 2.15 = -1.15 and the loss by 1.3225 every step: 3.1x after 4 steps, 202x after 19.
+# Linear regression onto zeros with whitened inputs: the Hessian is I/2, so SGD at lr 4.3 multiplies
+# the weights by 1 - 2.15 = -1.15 and the loss by 1.3225 every step: 3.1x after 4 steps, 202x after
+# 19, 1.5e7x after 59 (past the features' cap of 3 decades).
 SLOW_DIVERGENCE = '''
 import torch
 import torch.nn as nn
@@ -309,10 +311,11 @@ def test_lookahead_sees_a_divergence_after_step_five_and_thorough_keeps_the_feat
     for report in reports:
         assert report.evidence["m:lookahead_growth"] == pytest.approx(4 * math.log10(1.3225), rel=1e-3)
         assert report.evidence["m:lookahead_growth_20"] == pytest.approx(19 * math.log10(1.3225), rel=1e-3)
+        assert report.evidence["m:lookahead_growth_60"] == MAX_DECADES
     default, thorough = (report.findings[0] for report in reports)
-    assert default.severity == Severity.ERROR and default.message.startswith("20 SGD(lr=4.3) steps")
-    assert _number_after(default.message, "raise its loss to") == pytest.approx(1.3225 ** 19, rel=1e-2)
-    assert thorough.message.startswith("50 SGD(lr=4.3) steps")
+    assert default.severity == Severity.ERROR and default.message.startswith("60 SGD(lr=4.3) steps")
+    assert _number_after(default.message, "raise its loss to") == pytest.approx(1.3225 ** 59, rel=1e-2)
+    assert thorough.message.startswith("120 SGD(lr=4.3) steps")
 
 
 # -- the model and the optimizer are left exactly as found --------------------------------------------
