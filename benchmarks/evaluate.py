@@ -107,7 +107,7 @@ def dry_run(spec) -> float:
         loss.backward()
         max_norm = spec.gradient_clip_val or float("inf")
         grad = float(torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm))
-        value = float(loss)
+        value = float(loss.detach())
         if not (math.isfinite(value) and math.isfinite(grad)):
             return float("inf")
         if loss0 is None:

@@ -1,0 +1,48 @@
+"""4-layer Pre-LN causal LM (nn.TransformerEncoderLayer, norm_first=True, final LayerNorm,
+d_model 32) on Markov-chain tokens, SGD lr 1 with momentum 0.9.
+
+Varied factor: learning rate, chosen as a possible divergence.
+Written after GL604's 60-step change, with its hyper-parameters fixed before any training,
+as a held-out check of the calibration fitted without it (BENCHMARKS.md).
+In training 1 of 3 seeds diverged and 2 trained: labelled TRAINED, a boundary case.
+Twin: transformer_preln_4l_sgd_momentum_lr0p1.
+"""
+
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+
+try:  # truth.py puts benchmarks/ on sys.path
+    import _casekit as kit
+except ImportError:  # loaded as a plain file (e.g. by gradlint): the helper is one folder up
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import _casekit as kit
+
+
+TRAIN_STEPS = 150
+
+
+def build_model():
+    return kit.TorchTransformerLM(vocab=128, d_model=32, heads=4, layers=4, norm_first=True)
+
+
+def make_batch(step):
+    return kit.lm_batch(step, batch=16, seq_len=16, vocab=128)
+
+
+def example_inputs():
+    return make_batch(0)[0]
+
+
+def example_targets():
+    return make_batch(0)[1]
+
+
+def loss_fn(output, targets):
+    return kit.lm_loss(output, targets)
+
+
+def configure_optimizers(model):
+    return torch.optim.SGD(model.parameters(), lr=1.0, momentum=0.9)
