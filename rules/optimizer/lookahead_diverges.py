@@ -24,6 +24,14 @@ STEPS, THOROUGH_STEPS = 60, 120
 # feeds it the quantities it was calibrated on: how fast (first 5 steps), how far (first 20)
 # and whether it lasts (first 60).
 FEATURE_WINDOWS = {"lookahead_growth": 5, "lookahead_growth_20": 20, "lookahead_growth_60": 60}
+# What the default lookahead may spend, counted (torch.utils.flop_counter on its first step) rather
+# than timed, so a file gets the same steps, findings and risk on any machine. 80 GFLOP covers all
+# 60 steps of every corpus case and sample (the largest takes 1.26 GFLOP a step) and costs about
+# what importing torch does on a 2-core CPU (~3 s). A larger model runs fewer steps, never fewer
+# than the first feature window; a 27M-parameter Transformer on 8 x 64 tokens (71 GFLOP a step)
+# took 65 s for 60 steps here, 15x its baseline. --thorough runs every step.
+FLOP_BUDGET = 80e9
+MIN_STEPS = 5
 # 1000x the first loss is past the corpus's divergence marks (10x the loss, 1000x the gradient
 # norm); more decades carry no more information, only leverage over the calibration (uncapped, a
 # few Hugging Face models that explode on the repeated batch but train on fresh ones drove its
@@ -41,8 +49,10 @@ class LookaheadDiverges(Rule):
     copy of the model and a fresh optimizer with the same hyper-parameters, clipping gradients at
     `gradient_clip_val` as training would. It flags a loss that becomes non-finite or rises
     above 10x its first value (an error), or doubles (a warning), and a gradient norm that grows
-    over 1000x. Under an LR schedule the steps use the schedule's peak lr. Models over 256 MB of
-    parameters skip it unless `--thorough` (it copies the model and the optimizer's state).
+    over 1000x. Under an LR schedule the steps use the schedule's peak lr. The default run spends
+    at most 80 GFLOP on it (counted on the first step): a model whose step costs more runs fewer
+    steps, at least 5, and the report says so. Models over 256 MB of parameters skip it unless
+    `--thorough` (it copies the model and the optimizer's state).
 
     ## Why is this bad?
     Repeating one batch is the easiest task training will ever meet: every step should lower its
@@ -106,9 +116,13 @@ def configure_optimizers(model):
             ctx.lean_skip("GL604 lookahead")
             return
         steps = THOROUGH_STEPS if ctx.thorough else STEPS
-        losses, grads = _lookahead(ctx, steps)
+        losses, grads, flops = _lookahead(ctx, steps, None if ctx.thorough else FLOP_BUDGET)
         if not losses:
             return
+        if flops and len(losses) < steps and math.isfinite(losses[-1]) and math.isfinite(grads[-1]):
+            ctx.note("lookahead", f"lookahead: GL604 ran {len(losses)} of its {steps} steps, as one step of this model "
+                                  f"costs {flops / 1e9:.3g} GFLOP against a budget of {FLOP_BUDGET / 1e9:g} GFLOP; "
+                                  f"--thorough runs {THOROUGH_STEPS}")
         for feature, window in FEATURE_WINDOWS.items():
             ctx.record(feature, growth_decades(losses[:window], grads[:window]))
         finite, loss_growth, grad_growth = growth(losses, grads)
@@ -160,11 +174,22 @@ def clipping_note_text(ctx: RuleContext) -> str:
     return f" (with gradients clipped at {clip:g})" if clip else ""
 
 
-def _lookahead(ctx: RuleContext, steps: int) -> tuple[list[float], list[float]]:
-    """Losses and pre-clipping gradient norms of `steps` optimizer steps on a copy of the model."""
+def affordable_steps(steps: int, flops_per_step: float, budget: float) -> int:
+    """How many of `steps` lookahead steps fit in `budget` FLOPs, at least MIN_STEPS."""
+    if flops_per_step <= 0:  # nothing the counter knows (e.g. an RNN's fused kernels): no reason to cut
+        return steps
+    return min(steps, max(MIN_STEPS, int(budget // flops_per_step)))
+
+
+def _lookahead(ctx: RuleContext, steps: int, flop_budget: float | None) -> tuple[list[float], list[float], float]:
+    """Losses and pre-clipping gradient norms of `steps` optimizer steps on a copy of the model, and
+    the FLOPs of one step's forward and backward (0 when not counted). With a budget, the first step
+    is counted and the rest cut to what the budget affords (affordable_steps)."""
+    import contextlib
     import copy
 
     import torch
+    from torch.utils.flop_counter import FlopCounterMode
 
     from gradlint.curvature import at_checked_lr
     from gradlint.load import fresh_optimizer
@@ -176,15 +201,20 @@ def _lookahead(ctx: RuleContext, steps: int) -> tuple[list[float], list[float]]:
     try:
         optimizer = at_checked_lr(fresh_optimizer(spec.optimizer_object, model.parameters()), spec.optimizer)
     except Exception:  # an optimizer that cannot be rebuilt from its hyper-parameters
-        return [], []
+        return [], [], 0.0
     inputs = tuple(t.to(ctx.device) if isinstance(t, torch.Tensor) else t for t in spec.inputs)
     targets = spec.targets.to(ctx.device) if isinstance(spec.targets, torch.Tensor) else spec.targets
     torch.manual_seed(ctx.seed)
-    losses, grads = [], []
-    for _ in range(steps):
-        loss, _ = training_loss(model(*inputs), targets, spec.loss_fn, ctx.seed, kind=spec.loss)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+    losses, grads, flops = [], [], 0.0
+    while len(losses) < steps:
+        counting = flop_budget is not None and not losses
+        with FlopCounterMode(display=False) if counting else contextlib.nullcontext() as counter:
+            loss, _ = training_loss(model(*inputs), targets, spec.loss_fn, ctx.seed, kind=spec.loss)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+        if counting:
+            flops = float(counter.get_total_flops())
+            steps = affordable_steps(steps, flops, flop_budget)
         ctx.count_passes(forward=1, backward=1)
         norm = torch.nn.utils.clip_grad_norm_(model.parameters(), spec.gradient_clip_val or math.inf)
         losses.append(float(loss.detach()))
@@ -192,4 +222,4 @@ def _lookahead(ctx: RuleContext, steps: int) -> tuple[list[float], list[float]]:
         if not (math.isfinite(losses[-1]) and math.isfinite(grads[-1])):
             break
         optimizer.step()
-    return losses, grads
+    return losses, grads, flops

@@ -318,6 +318,39 @@ def test_lookahead_sees_a_divergence_after_step_five_and_thorough_keeps_the_feat
     assert thorough.message.startswith("120 SGD(lr=4.3) steps")
 
 
+def test_lookahead_steps_fit_the_flop_budget():
+    from gradlint.rules.optimizer.lookahead_diverges import MIN_STEPS, affordable_steps
+
+    assert affordable_steps(60, 1e9, 80e9) == 60
+    assert affordable_steps(60, 2e9, 80e9) == 40
+    assert affordable_steps(60, 70e9, 80e9) == MIN_STEPS == 5
+    assert affordable_steps(60, 0.0, 80e9) == 60  # nothing counted: no reason to cut
+
+
+def test_a_model_over_the_flop_budget_runs_fewer_steps_and_says_so(tmp_path, monkeypatch):
+    from gradlint.discover import Target
+    from gradlint.engine import Settings, lint_target
+    from gradlint.load import Overrides
+    from gradlint.registry import rule_by_code
+    from gradlint.rules.optimizer import lookahead_diverges
+
+    monkeypatch.setattr(lookahead_diverges, "FLOP_BUDGET", 1.0)  # any real step costs more
+    path = tmp_path / "slow.py"
+    path.write_text(SLOW_DIVERGENCE)
+    default, thorough = (lint_target(Target(str(path)), Settings(rules=(rule_by_code("GL604"),), thorough=flag),
+                                     Overrides()) for flag in (False, True))
+    five_steps = 4 * math.log10(1.3225)  # every window is measured over the 5 steps that ran
+    assert [default.evidence[f] for f in ("m:lookahead_growth", "m:lookahead_growth_20", "m:lookahead_growth_60")] \
+        == pytest.approx([five_steps] * 3, rel=1e-3)
+    assert default.findings[0].severity == Severity.WARNING and default.findings[0].message.startswith("5 SGD(lr=4.3) steps")
+    assert default.passes == {"forward": 1 + 5, "backward": 1 + 5}  # the shared probe's pass and the 5 steps
+    notes = [a for a in default.assumptions if a.startswith("lookahead:")]
+    assert len(notes) == 1 and notes[0].startswith("lookahead: GL604 ran 5 of its 60 steps, as one step of this model costs ")
+    assert notes[0].endswith("GFLOP against a budget of 1e-09 GFLOP; --thorough runs 120")
+    assert thorough.findings[0].message.startswith("120 SGD(lr=4.3) steps")  # --thorough spends what it takes
+    assert not [a for a in thorough.assumptions if a.startswith("lookahead:")]
+
+
 # -- the model and the optimizer are left exactly as found --------------------------------------------
 def test_rules_leave_model_and_optimizer_untouched():
     import torch
