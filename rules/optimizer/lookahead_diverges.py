@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+from dataclasses import dataclass
 
 from gradlint.findings import Fix, Severity, Stage
 from gradlint.rule import Rule, RuleContext
@@ -116,13 +118,14 @@ def configure_optimizers(model):
             ctx.lean_skip("GL604 lookahead")
             return
         steps = THOROUGH_STEPS if ctx.thorough else STEPS
-        losses, grads, flops = _lookahead(ctx, steps, None if ctx.thorough else FLOP_BUDGET)
+        run = _lookahead(ctx, steps, None if ctx.thorough else FLOP_BUDGET)
+        losses, grads = run.losses, run.grads
         if not losses:
             return
-        if flops and len(losses) < steps and math.isfinite(losses[-1]) and math.isfinite(grads[-1]):
-            ctx.note("lookahead", f"lookahead: GL604 ran {len(losses)} of its {steps} steps, as one step of this model "
-                                  f"costs {flops / 1e9:.3g} GFLOP against a budget of {FLOP_BUDGET / 1e9:g} GFLOP; "
-                                  f"--thorough runs {THOROUGH_STEPS}")
+        if run.planned_steps < steps:
+            ctx.note("lookahead", f"lookahead: GL604 ran {run.planned_steps} of its {steps} steps, as one step of this "
+                                  f"model costs {run.flops_per_step / 1e9:.3g} GFLOP against a budget of "
+                                  f"{FLOP_BUDGET / 1e9:g} GFLOP; --thorough runs {THOROUGH_STEPS}")
         for feature, window in FEATURE_WINDOWS.items():
             ctx.record(feature, growth_decades(losses[:window], grads[:window]))
         finite, loss_growth, grad_growth = growth(losses, grads)
@@ -181,11 +184,17 @@ def affordable_steps(steps: int, flops_per_step: float, budget: float) -> int:
     return min(steps, max(MIN_STEPS, int(budget // flops_per_step)))
 
 
-def _lookahead(ctx: RuleContext, steps: int, flop_budget: float | None) -> tuple[list[float], list[float], float]:
-    """Losses and pre-clipping gradient norms of `steps` optimizer steps on a copy of the model, and
-    the FLOPs of one step's forward and backward (0 when not counted). With a budget, the first step
-    is counted and the rest cut to what the budget affords (affordable_steps)."""
-    import contextlib
+@dataclass(frozen=True)
+class LookaheadRun:
+    losses: list[float]  # per step; the run stops at the first non-finite loss or gradient norm
+    grads: list[float]  # global gradient norms before clipping
+    planned_steps: int  # the steps asked for, or fewer where the FLOP budget cut them
+    flops_per_step: float = 0.0  # one step's forward and backward; 0 when not counted
+
+
+def _lookahead(ctx: RuleContext, steps: int, flop_budget: float | None) -> LookaheadRun:
+    """`steps` optimizer steps on a copy of the model. With a budget, the first step's FLOPs are
+    counted and the rest cut to what the budget affords (affordable_steps)."""
     import copy
 
     import torch
@@ -201,7 +210,7 @@ def _lookahead(ctx: RuleContext, steps: int, flop_budget: float | None) -> tuple
     try:
         optimizer = at_checked_lr(fresh_optimizer(spec.optimizer_object, model.parameters()), spec.optimizer)
     except Exception:  # an optimizer that cannot be rebuilt from its hyper-parameters
-        return [], [], 0.0
+        return LookaheadRun([], [], 0)
     inputs = tuple(t.to(ctx.device) if isinstance(t, torch.Tensor) else t for t in spec.inputs)
     targets = spec.targets.to(ctx.device) if isinstance(spec.targets, torch.Tensor) else spec.targets
     torch.manual_seed(ctx.seed)
@@ -222,4 +231,4 @@ def _lookahead(ctx: RuleContext, steps: int, flop_budget: float | None) -> tuple
         if not (math.isfinite(losses[-1]) and math.isfinite(grads[-1])):
             break
         optimizer.step()
-    return losses, grads, flops
+    return LookaheadRun(losses, grads, steps, flops)
