@@ -51,9 +51,6 @@ KNOWN_DIFFERENCES = {
 }
 # sample -> why random inputs and labels (all an ONNX file gives) change its findings.
 AS_RUN_DIFFERENCES = {
-    "rnn_large_radius": "GL604 (60 SGD(lr=0.5) steps on the example batch) sees the loss grow against the sample's "
-                        "example_targets but not against random labels; with the sample's targets "
-                        "(test_same_batch_same_findings) the ONNX path finds it too",
     "house_prices_raw": "the problem is the targets' scale (prices in dollars), which an ONNX file does not carry: "
                         "against random targets nothing is wrong; with the sample's targets "
                         "(test_same_batch_same_findings) the ONNX path finds the same",

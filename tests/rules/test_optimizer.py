@@ -271,12 +271,13 @@ def configure_optimizers(model):
 def test_lookahead_ignores_a_loss_falling_below_zero(lint):
     report = lint(POISSON, select=["GL604"])
     assert report.findings == ()
-    assert report.evidence["m:lookahead_growth_20"] == report.evidence["m:lookahead_growth_60"] == 0.0
+    assert report.evidence["m:lookahead_growth_20"] == report.evidence["m:resampled_growth_60"] == 0.0
 
 
-# Linear regression onto zeros with whitened inputs: the Hessian is I/2, so SGD at lr 4.3 multiplies
-# the weights by 1 - 2.15 = -1.15 and the loss by 1.3225 every step: 3.1x after 4 steps, 202x after
-# 19, 1.5e7x after 59 (past the features' cap of 3 decades).
+# Linear regression onto zeros, every row the same unit vector e1 (so a batch resampled from its rows
+# is the same batch, and the arithmetic stays exact): the loss is w1^2, its curvature 2, so SGD at lr
+# 1.075 multiplies w1 by 1 - 2.15 = -1.15 and the loss by 1.3225 every step: 3.1x after 4 steps,
+# 202x after 19, 1.5e7x after 59 (past the features' cap of 3 decades).
 SLOW_DIVERGENCE = '''
 import torch
 import torch.nn as nn
@@ -285,7 +286,7 @@ def build_model():
     return nn.Linear(4, 1, bias=False)
 
 def example_inputs():
-    return (torch.eye(4).repeat(8, 1),)
+    return (torch.eye(4)[:1].repeat(32, 1),)
 
 def example_targets():
     return torch.zeros(32, 1)
@@ -294,7 +295,7 @@ def loss_fn(output, targets):
     return nn.functional.mse_loss(output, targets)
 
 def configure_optimizers(model):
-    return torch.optim.SGD(model.parameters(), lr=4.3)
+    return torch.optim.SGD(model.parameters(), lr=1.075)
 '''
 
 
@@ -311,11 +312,12 @@ def test_lookahead_sees_a_divergence_after_step_five_and_thorough_keeps_the_feat
     for report in reports:
         assert report.evidence["m:lookahead_growth"] == pytest.approx(4 * math.log10(1.3225), rel=1e-3)
         assert report.evidence["m:lookahead_growth_20"] == pytest.approx(19 * math.log10(1.3225), rel=1e-3)
-        assert report.evidence["m:lookahead_growth_60"] == MAX_DECADES
+        assert report.evidence["m:resampled_growth_60"] == MAX_DECADES  # rows all alike: the same steps, 60 of them
     default, thorough = (report.findings[0] for report in reports)
-    assert default.severity == Severity.ERROR and default.message.startswith("60 SGD(lr=4.3) steps")
-    assert _number_after(default.message, "raise its loss to") == pytest.approx(1.3225 ** 59, rel=1e-2)
-    assert thorough.message.startswith("120 SGD(lr=4.3) steps")
+    assert default.severity == Severity.ERROR
+    assert default.message.startswith("20 SGD(lr=1.075) steps on the example batch raise the loss to")
+    assert _number_after(default.message, "raise the loss to") == pytest.approx(1.3225 ** 19, rel=1e-2)
+    assert thorough.message.startswith("120 SGD(lr=1.075) steps")
 
 
 def test_lookahead_steps_fit_the_flop_budget():
@@ -340,15 +342,72 @@ def test_a_model_over_the_flop_budget_runs_fewer_steps_and_says_so(tmp_path, mon
     default, thorough = (lint_target(Target(str(path)), Settings(rules=(rule_by_code("GL604"),), thorough=flag),
                                      Overrides()) for flag in (False, True))
     five_steps = 4 * math.log10(1.3225)  # every window is measured over the 5 steps that ran
-    assert [default.evidence[f] for f in ("m:lookahead_growth", "m:lookahead_growth_20", "m:lookahead_growth_60")] \
+    assert [default.evidence[f] for f in ("m:lookahead_growth", "m:lookahead_growth_20", "m:resampled_growth_60")] \
         == pytest.approx([five_steps] * 3, rel=1e-3)
-    assert default.findings[0].severity == Severity.WARNING and default.findings[0].message.startswith("5 SGD(lr=4.3) steps")
-    assert default.passes == {"forward": 1 + 5, "backward": 1 + 5}  # the shared probe's pass and the 5 steps
+    assert default.findings[0].severity == Severity.WARNING and default.findings[0].message.startswith("5 SGD(lr=1.075) steps")
+    # the shared probe's pass and 5 steps of each lookahead (the rows are all alike: both see one batch)
+    assert default.passes == {"forward": 1 + 5 + 5, "backward": 1 + 5 + 5}
     notes = [a for a in default.assumptions if a.startswith("lookahead:")]
-    assert len(notes) == 1 and notes[0].startswith("lookahead: GL604 ran 5 of its 60 steps, as one step of this model costs ")
-    assert notes[0].endswith("GFLOP against a budget of 1e-09 GFLOP; --thorough runs 120")
-    assert thorough.findings[0].message.startswith("120 SGD(lr=4.3) steps")  # --thorough spends what it takes
+    assert len(notes) == 1 and notes[0].startswith(
+        "lookahead: GL604 ran 5 of its 20 steps on the example batch and 5 of its 60 steps on rows resampled from "
+        "the example batch, as one step of this model costs ")
+    assert notes[0].endswith("GFLOP against a budget of 1e-09 GFLOP a run; --thorough runs 120")
+    assert thorough.findings[0].message.startswith("120 SGD(lr=1.075) steps")  # --thorough spends what it takes
     assert not [a for a in thorough.assumptions if a.startswith("lookahead:")]
+
+
+# SGD with momentum 0.99 at lr 0.2 on a small ReLU regression: on the example batch repeated, the
+# heavy-ball iterate settles; on batches drawn from its rows, 60 steps of gradient noise add up and
+# the loss grows ~13x. Momentum 0.9 at the same lr stays quiet either way.
+HEAVY_MOMENTUM = '''
+import torch
+import torch.nn as nn
+
+def build_model():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 1))
+
+def example_inputs():
+    return (torch.randn(32, 16, generator=torch.Generator().manual_seed(0)),)
+
+def example_targets():
+    x = example_inputs()[0]
+    return torch.tanh(x @ torch.randn(16, 1, generator=torch.Generator().manual_seed(1)))
+
+def loss_fn(output, targets):
+    return nn.functional.mse_loss(output, targets)
+
+def configure_optimizers(model):
+    return torch.optim.SGD(model.parameters(), lr=0.2, momentum=0.99)
+'''
+
+
+def test_lookahead_resamples_the_batch_rows_so_gradient_noise_shows(lint):
+    heavy = lint(HEAVY_MOMENTUM, select=["GL604"])
+    assert [f.code for f in heavy.findings] == ["GL604"]
+    assert heavy.findings[0].message.startswith("60 SGD(lr=0.2, momentum=0.99) steps on rows resampled from the "
+                                                "example batch raise the loss to ")
+    assert heavy.evidence["m:resampled_growth_60"] > 1.0  # 10x
+    assert heavy.evidence["m:lookahead_growth_20"] == 0.0  # on the example batch repeated: nothing to see
+    assert heavy.passes == {"forward": 1 + 20 + 60, "backward": 1 + 20 + 60}  # the probe, then each run
+    twin = lint(HEAVY_MOMENTUM.replace("momentum=0.99", "momentum=0.9"), select=["GL604"])
+    assert twin.findings == ()
+    assert twin.evidence["m:resampled_growth_60"] == twin.evidence["m:lookahead_growth_20"] == 0.0
+
+
+def test_lookahead_repeats_a_batch_whose_tensors_disagree_on_their_rows(lint):
+    # A sequence-first input, (1 sequence, 32 steps, 4 features), beside one target per step.
+    seq_first = (SLOW_DIVERGENCE
+                 .replace("torch.eye(4)[:1].repeat(32, 1)", "torch.eye(4)[:1].repeat(32, 1)[None]")
+                 .replace("return nn.Linear(4, 1, bias=False)",
+                          "return nn.Sequential(nn.Linear(4, 1, bias=False), nn.Flatten(0, 2))")
+                 .replace("torch.zeros(32, 1)", "torch.zeros(32)"))
+    report = lint(seq_first, select=["GL604"])
+    assert report.findings[0].message.startswith("60 SGD(lr=1.075) steps on the example batch raise the loss to")
+    assert report.evidence["m:resampled_growth_60"] == MAX_DECADES  # from the 60 repeated steps
+    assert report.passes == {"forward": 1 + 60, "backward": 1 + 60}  # one lookahead, not two
+    assert "lookahead: the example batch's tensors disagree on their first dimension, so GL604 does not " \
+           "resample its rows and only repeats it" in report.assumptions
 
 
 # -- the model and the optimizer are left exactly as found --------------------------------------------
