@@ -133,15 +133,16 @@ def configure_optimizers(model):
             return
         budget = None if ctx.thorough else FLOP_BUDGET
         repeated_steps, resampled_steps = (THOROUGH_STEPS,) * 2 if ctx.thorough else (REPEATED_STEPS, RESAMPLED_STEPS)
-        if _resamplable(ctx):
-            repeated = _lookahead(ctx, repeated_steps, budget, resample=False)
-            # The same model on batches of the same shape: the first run's count holds (counting
-            # costs about 5 steps of a small Transformer).
-            resampled = _lookahead(ctx, resampled_steps, budget, resample=True, counted=repeated.flops_per_step)
-        else:  # one run on the repeated batch, as long as the resampled one would have been
-            repeated = resampled = _lookahead(ctx, resampled_steps, budget, resample=False)
+        rows = _resampled_rows(ctx)
+        repeated = _lookahead(ctx, repeated_steps if rows else resampled_steps, budget)
         if not repeated.losses:
             return
+        if rows:
+            # The same model on batches of the same shape: the first run's count holds (counting
+            # costs about 5 steps of a small Transformer).
+            resampled = _lookahead(ctx, resampled_steps, budget, rows=rows, counted=repeated.flops_per_step)
+        else:  # one run on the repeated batch, as long as the resampled one would have been
+            resampled = repeated
         runs = (repeated,) if resampled is repeated else (repeated, resampled)
         cut = [run for run in runs if run.planned_steps < run.asked_steps]
         if cut:
@@ -185,14 +186,14 @@ def configure_optimizers(model):
         )
 
 
-def _resamplable(ctx: RuleContext) -> bool:
-    """The example batch has rows to draw (more than one, the same number in every tensor); when its
-    tensors disagree the resampled run is skipped, and the report says so."""
+def _resampled_rows(ctx: RuleContext) -> int | None:
+    """The example batch's rows to draw from: more than one, the same number in every tensor; else
+    None, and the resampled run is skipped (with a note when the tensors disagree)."""
     rows = shared_rows(ctx.spec.inputs, ctx.spec.targets)
     if rows is None:
         ctx.note("lookahead.rows", "lookahead: the example batch's tensors disagree on their first dimension, so "
                                    "GL604 does not resample its rows and only repeats it")
-    return rows is not None and rows > 1
+    return rows if rows is not None and rows > 1 else None
 
 
 def growth(losses: list[float], grads: list[float]) -> tuple[bool, float, float]:
@@ -243,10 +244,10 @@ class LookaheadRun:
     batches: str = REPEATED  # what the steps trained on, as the finding's message says it
 
 
-def _lookahead(ctx: RuleContext, steps: int, flop_budget: float | None, resample: bool,
+def _lookahead(ctx: RuleContext, steps: int, flop_budget: float | None, rows: int | None = None,
                counted: float | None = None) -> LookaheadRun:
-    """`steps` optimizer steps on a copy of the model, on the example batch or (`resample`) on its
-    rows drawn with replacement at every step. With a budget, the first step's FLOPs are counted
+    """`steps` optimizer steps on a copy of the model, on the example batch or (given its `rows`) on
+    its rows drawn with replacement at every step. With a budget, the first step's FLOPs are counted
     (unless `counted` gives them) and the steps cut to what the budget affords (affordable_steps)."""
     import copy
 
@@ -266,7 +267,6 @@ def _lookahead(ctx: RuleContext, steps: int, flop_budget: float | None, resample
         return LookaheadRun([], [], 0, steps)
     inputs = tuple(t.to(ctx.device) if isinstance(t, torch.Tensor) else t for t in spec.inputs)
     targets = spec.targets.to(ctx.device) if isinstance(spec.targets, torch.Tensor) else spec.targets
-    rows = shared_rows(inputs, targets) if resample else None
     rows_drawn = torch.Generator().manual_seed(ctx.seed)
     torch.manual_seed(ctx.seed)
     losses, grads, flops, asked = [], [], counted or 0.0, steps
@@ -293,4 +293,4 @@ def _lookahead(ctx: RuleContext, steps: int, flop_budget: float | None, resample
         if not (math.isfinite(losses[-1]) and math.isfinite(grads[-1])):
             break
         optimizer.step()
-    return LookaheadRun(losses, grads, steps, asked, flops, RESAMPLED if resample else REPEATED)
+    return LookaheadRun(losses, grads, steps, asked, flops, REPEATED if rows is None else RESAMPLED)
