@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import click
 
-from gradlint import __version__, discover, suppress
+from gradlint import __version__, defer_dynamo, discover, suppress
 from gradlint import baseline as baselines
 from gradlint.config import CliOptions, ConfigFinder, ModelSettings, resolve_rules, resolve_severities, validate_keys
 from gradlint.emit import FORMATS
@@ -119,6 +119,8 @@ def _run(paths, *, output_format, output_file, statistics, select, extend_select
         # files without a model and without selectors skips loading the rules altogether.
         resolve_rules(run_config, cli, all_rules())
     plans = [_plan(target, finder, cli) for target in targets]
+    if plans:
+        defer_dynamo.install()  # this process is gradlint's own: see defer_dynamo
     reports = [lint_target(target, settings, overrides, verbose) for target, settings, overrides in plans]
     ran = [{rule.code for rule in active_rules(settings)} for _, settings, _ in plans]
 
