@@ -154,8 +154,13 @@ class LossSurface:
             _, self._graph_gradient = self.gradient(create_graph=True)
         self.passes["forward"] += 1
         self.passes["backward"] += 1
-        product = torch.autograd.grad(self._graph_gradient, self.params, grad_outputs=tuple(vector),
-                                      retain_graph=True, allow_unused=True)
+        # H v as the gradient of the scalar g . v rather than autograd.grad(g, grad_outputs=v): the
+        # same vector-Jacobian product, but tensor grad_outputs make torch import sympy for its
+        # shape check (~0.5 s, more than the whole curvature probe of a small model).
+        terms = [(g * v).sum() for g, v in zip(self._graph_gradient, vector) if g.requires_grad]
+        if not terms:  # no gradient depends on the parameters twice over: nothing to differentiate
+            raise RuntimeError("the gradient has no graph")
+        product = torch.autograd.grad(sum(terms), self.params, retain_graph=True, allow_unused=True)
         return tuple(torch.zeros_like(p) if h is None else h.detach() for p, h in zip(self.params, product))
 
     def _finite_difference_hvp(self, vector: Sequence[Any]) -> tuple:
