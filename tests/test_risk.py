@@ -65,6 +65,24 @@ def test_fit_learns_an_informative_feature_and_clamps_a_misleading_one_at_zero()
     assert (model["cases"], model["positives"]) == (200, sum(labels))
 
 
+def test_fit_does_not_depend_on_a_feature_s_units():
+    # The penalty is on standardized features: a feature measured in other units (here x10)
+    # gets the weight that gives the same risks, where a raw-weight penalty would shrink it less.
+    pytest.importorskip("scipy")
+    rng = random.Random(1)
+    evidences, labels = [], []
+    for _ in range(120):
+        label = rng.random() < 0.4
+        evidences.append({"signal": max(0.0, rng.gauss(1.5 if label else 0.5, 0.7)),
+                          "rare": 2.0 if label and rng.random() < 0.1 else 0.0})
+        labels.append(label)
+    model = risk.fit(evidences, labels, l2=0.1)
+    scaled = risk.fit([{"signal": 10 * e["signal"], "rare": e["rare"]} for e in evidences], labels, l2=0.1)
+    assert scaled["weights"]["signal"] == pytest.approx(model["weights"]["signal"] / 10, rel=1e-3)
+    assert scaled["weights"]["rare"] == pytest.approx(model["weights"]["rare"], rel=1e-3)
+    assert scaled["bias"] == pytest.approx(model["bias"], rel=1e-3)
+
+
 def test_levels():
     assert [risk.level(v) for v in (0.0, 0.29, 0.3, 0.69, 0.7, 1.0)] == ["low", "low", "medium", "medium", "high",
                                                                         "high"]
