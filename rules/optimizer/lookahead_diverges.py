@@ -288,7 +288,10 @@ def _lookahead(ctx: RuleContext, steps: int, flop_budget: float | None, rows: in
             flops = float(counter.get_total_flops())
             steps = affordable_steps(steps, flops, flop_budget)
         ctx.count_passes(forward=1, backward=1)
-        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), spec.gradient_clip_val or math.inf)
+        if spec.gradient_clip_val:
+            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), spec.gradient_clip_val)
+        else:  # the same norm, without clip_grad_norm_'s multiply of every gradient by 1
+            norm = torch.nn.utils.get_total_norm([p.grad for p in model.parameters() if p.grad is not None])
         losses.append(float(loss.detach()))
         grads.append(float(norm))
         if not (math.isfinite(losses[-1]) and math.isfinite(grads[-1])):
