@@ -143,6 +143,10 @@ def spec_from_namespace(namespace: Any, path: str, name: str | None, overrides: 
         raise LoadError(f"{factory_name} gave a model with no parameters: nothing to train")
 
     assumptions: list[str] = []
+    eager = _inside_torch_compile(model)
+    if eager is not None:
+        model = eager
+        assumptions.append("model: the module inside torch.compile, run eagerly")
     inputs = _example_inputs(namespace, model, overrides, assumptions)
     targets = _call_optional(namespace, "example_targets")
     loss_fn = getattr(namespace, "loss_fn", None)
@@ -166,6 +170,17 @@ def spec_from_namespace(namespace: Any, path: str, name: str | None, overrides: 
         assumptions=tuple(assumptions),
         loss=overrides.loss,
     )
+
+
+def _inside_torch_compile(model: Any) -> Any:
+    """The module a torch.compile wrapper (OptimizedModule) holds, else None. gradlint's trace and
+    probe hook the model's layers, and compiled code does not run hooks the way eager code does
+    (dynamo rejects the trace's hooks); compiling changes no weight, gradient or number the rules
+    read, so the eager module is the model to lint. Found by name, without importing dynamo."""
+    import torch.nn as nn
+
+    inner = getattr(model, "_orig_mod", None)
+    return inner if type(model).__name__ == "OptimizedModule" and isinstance(inner, nn.Module) else None
 
 
 def find_factory(namespace: Any, name: str | None):

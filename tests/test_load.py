@@ -290,3 +290,27 @@ def test_class_location_names_user_classes_and_not_library_ones(tmp_path):
     assert (os.path.basename(location.path), location.line, location.col) == ("blocks.py", 5, 1)
     assert class_location(nn.Linear(2, 2)) is None  # torch's own classes point nowhere
     assert class_location(int) is None  # a built-in class has no source file
+
+
+def test_a_model_inside_torch_compile_is_linted_eagerly(tmp_path):
+    # Compiled code does not run the trace's hooks (dynamo rejects them): gradlint lints the module
+    # the torch.compile wrapper holds, and says so. A subprocess, as compiling imports torch._dynamo.
+    path = write(tmp_path, "compiled.py", """
+        import torch
+        import torch.nn as nn
+
+        def build_model():
+            wide = nn.Linear(64, 64)
+            nn.init.normal_(wide.weight, std=1.0)
+            return torch.compile(nn.Sequential(wide, nn.ReLU(), nn.Linear(64, 2)), backend="eager")
+
+        def example_inputs():
+            return (torch.randn(8, 64, generator=torch.Generator().manual_seed(0)),)
+    """)
+    result = subprocess.run([sys.executable, "-m", "gradlint", "--select", "GL201", "--format", "full",
+                             os.path.basename(path)], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    # The finding names the layer as the user built it (module 0, not _orig_mod.0), on its line.
+    assert result.stdout.startswith("GL201 [error] init-scale-too-large: weight variance x fan_in is 65.2")
+    assert "  --> compiled.py:6:12\n" in result.stdout and "  = module: 0\n" in result.stdout
+    assert "  assumed model: the module inside torch.compile, run eagerly\n" in result.stdout
