@@ -239,8 +239,8 @@ REPEATED = "the example batch"
 class LookaheadRun:
     losses: list[float]  # per step; the run stops at the first non-finite loss or gradient norm
     grads: list[float]  # global gradient norms before clipping
-    planned_steps: int  # the steps asked for, or fewer where the FLOP budget cut them
-    asked_steps: int = 0  # the steps asked for
+    planned_steps: int  # asked_steps, or fewer where the FLOP budget cut them
+    asked_steps: int  # the steps asked for
     flops_per_step: float = 0.0  # one step's forward and backward; 0 when not counted
     batches: str = REPEATED  # what the steps trained on, as the finding's message says it
 
