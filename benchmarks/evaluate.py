@@ -131,17 +131,13 @@ def auroc(scores, labels) -> float:
 BOOTSTRAP_DRAWS = 2000
 
 
-def bootstrap_auroc(scores, labels, groups, baseline=None, draws: int = BOOTSTRAP_DRAWS, seed: int = 0) -> dict:
+def bootstrap_auroc(scores, labels, groups, baseline, draws: int = BOOTSTRAP_DRAWS, seed: int = 0) -> dict:
     """A 95% interval for the AUROC, and for its lead over `baseline` (scores of the same cases),
     from resampling twin groups with replacement: twins share everything but one factor, so
     resampling cases alone would count them as independent evidence and narrow the interval. The
     scores stay fixed (the calibration is not refitted per draw), so the interval shows how much
     the number owes to which cases the corpus holds, not the fitting's own variance."""
-    from sklearn.metrics import roc_auc_score
-
-    scores = np.nan_to_num(np.asarray(scores, float), nan=0.0, posinf=1e300)
-    other = None if baseline is None else np.nan_to_num(np.asarray(baseline, float), nan=0.0, posinf=1e300)
-    labels = np.asarray(labels, bool)
+    scores, baseline, labels = np.asarray(scores, float), np.asarray(baseline, float), np.asarray(labels, bool)
     members = {}
     for i, group in enumerate(groups):
         members.setdefault(group, []).append(i)
@@ -150,15 +146,13 @@ def bootstrap_auroc(scores, labels, groups, baseline=None, draws: int = BOOTSTRA
     values, leads = [], []
     for _ in range(draws):
         index = np.concatenate([blocks[k] for k in rng.integers(0, len(blocks), len(blocks))])
-        if labels[index].all() or not labels[index].any():
+        value = auroc(scores[index], labels[index])
+        if math.isnan(value):  # a draw with only one label has no AUROC
             continue
-        values.append(roc_auc_score(labels[index], scores[index]))
-        if other is not None:
-            leads.append(values[-1] - roc_auc_score(labels[index], other[index]))
-    interval = {"auroc_95": [float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))]}
-    if other is not None:
-        interval["lead_95"] = [float(np.percentile(leads, 2.5)), float(np.percentile(leads, 97.5))]
-    return interval
+        values.append(value)
+        leads.append(value - auroc(baseline[index], labels[index]))
+    return {"auroc_95": [float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))],
+            "lead_95": [float(np.percentile(leads, 2.5)), float(np.percentile(leads, 97.5))]}
 
 
 def confusion(predicted, labels) -> dict:
