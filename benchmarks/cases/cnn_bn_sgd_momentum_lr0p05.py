@@ -4,6 +4,7 @@ momentum 0.9.
 Varied factor: learning rate (a usual value).
 Written for the third held-out check (BENCHMARKS.md): its hyper-parameters were fixed before
 any training, and before gradlint ran on it.
+In training all 3 seeds trained; the calibration fitted on the 117 cases before it gave risk 0.03.
 Twin: cnn_bn_sgd_momentum_lr2.
 """
 

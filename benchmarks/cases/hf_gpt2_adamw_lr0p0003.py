@@ -4,6 +4,7 @@ Markov-chain tokens, AdamW lr 3e-4, no warmup.
 Varied factor: learning rate (a usual GPT-2 value).
 Written for the third held-out check (BENCHMARKS.md): its hyper-parameters were fixed before
 any training, and before gradlint ran on it.
+In training all 3 seeds trained; the calibration fitted on the 117 cases before it gave risk 0.02.
 Twin: hf_gpt2_adamw_lr0p03.
 """
 

@@ -4,6 +4,7 @@
 Varied factor: learning rate, 50x the usual default.
 Written for the third held-out check (BENCHMARKS.md): its hyper-parameters were fixed before
 any training, and before gradlint ran on it.
+In training all 3 seeds trained; the calibration fitted on the 117 cases before it gave risk 0.09.
 Twin: mlp_gelu_adamw_lr0p001.
 """
 

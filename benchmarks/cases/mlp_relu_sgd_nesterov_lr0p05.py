@@ -4,6 +4,7 @@ SGD lr 0.05 with Nesterov momentum 0.9.
 Varied factor: learning rate.
 Written for the third held-out check (BENCHMARKS.md): its hyper-parameters were fixed before
 any training, and before gradlint ran on it.
+In training all 3 seeds trained; the calibration fitted on the 117 cases before it gave risk 0.02.
 Twin: mlp_relu_sgd_nesterov_lr0p5.
 """
 

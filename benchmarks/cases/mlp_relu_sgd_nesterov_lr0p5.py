@@ -4,6 +4,9 @@ SGD lr 0.5 with Nesterov momentum 0.9.
 Varied factor: learning rate, 10x its twin's.
 Written for the third held-out check (BENCHMARKS.md): its hyper-parameters were fixed before
 any training, and before gradlint ran on it.
+In training the seeds disagreed (seed 0 stalled, seed 1 diverged: grad norm 2.27e+03 > 1000 x g_0
+(0.277) at step 20, seed 2 trained); label DIVERGED (truth.py's tie rule); the calibration fitted
+on the 117 cases before it gave risk 0.46.
 Twin: mlp_relu_sgd_nesterov_lr0p05.
 """
 

@@ -4,6 +4,7 @@ Adagrad lr 0.01.
 Varied factor: learning rate (Adagrad's default).
 Written for the third held-out check (BENCHMARKS.md): its hyper-parameters were fixed before
 any training, and before gradlint ran on it.
+In training all 3 seeds trained; the calibration fitted on the 117 cases before it gave risk 0.03.
 Twin: rnn_lstm_lm_adagrad_lr1.
 """
 

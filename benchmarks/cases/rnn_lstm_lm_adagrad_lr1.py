@@ -5,6 +5,7 @@ Varied factor: learning rate, 100x Adagrad's default (Adagrad's first step moves
 every weight by about lr).
 Written for the third held-out check (BENCHMARKS.md): its hyper-parameters were fixed before
 any training, and before gradlint ran on it.
+In training all 3 seeds trained; the calibration fitted on the 117 cases before it gave risk 0.37.
 Twin: rnn_lstm_lm_adagrad_lr0p01.
 """
 

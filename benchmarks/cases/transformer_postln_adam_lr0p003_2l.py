@@ -4,6 +4,7 @@ Markov-chain tokens, Adam lr 3e-3 with no warmup.
 Varied factor: depth (shallow).
 Written for the third held-out check (BENCHMARKS.md): its hyper-parameters were fixed before
 any training, and before gradlint ran on it.
+In training all 3 seeds trained; the calibration fitted on the 117 cases before it gave risk 0.03.
 Twin: transformer_postln_adam_lr0p003_16l.
 """
 
