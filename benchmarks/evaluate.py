@@ -15,19 +15,22 @@ recall and false-positive rate at each default threshold, and per-rule precision
 
 gradlint's risk is a logistic calibration of its rules' evidence (gradlint/risk_model.json).
 Its AUROC here is cross-validated: each case is scored by a model fitted without it and without
-its twins (cases sharing a name stem), and by an L2 strength chosen by an inner cross-validation
-on the other cases (nested), so no case scores itself. `--fit PATH` refits the shipped calibration
-on the whole corpus and writes it. `--rescore` reuses the per-case measurements of a previous run
-(--out) and only recomputes the calibration and the metrics.
+its twins (cases sharing a name stem or named in each other's docstrings: twin_groups), and by an
+L2 strength chosen by an inner cross-validation on the other cases (nested), so no case scores
+itself. `--fit PATH` refits the shipped calibration on the whole corpus and writes it. `--rescore`
+reuses the per-case measurements of a previous run (--out) and only recomputes the calibration and
+the metrics.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import copy
 import json
 import math
 import os
+import re
 import statistics
 import sys
 import time
@@ -164,10 +167,35 @@ def confusion(predicted, labels) -> dict:
             "fpr": fp / (fp + tn) if fp + tn else float("nan"), "tp": tp, "fp": fp, "fn": fn, "tn": tn}
 
 
-def twin_group(name: str) -> str:
-    """Cases that vary one factor share everything but their last name part (mlp_relu_sgd_lr0p3
-    and mlp_relu_sgd_lr0p15): leave them out together so a twin cannot leak its label."""
-    return name.rsplit("_", 1)[0]
+def twin_groups(names: list[str], cases_dir: str) -> list[str]:
+    """The group each case is left out with, so that no twin can leak its label into the
+    calibration that scores it. Cases are joined when they share everything but their last name
+    part (mlp_relu_sgd_lr0p3 and mlp_relu_sgd_lr0p15), or when one's docstring names the other
+    (its "Twin:", "Boundary twins:" or "Related:" line: cnn_deep_kaiming and
+    cnn_deep_normal_init), and groups are the connected components of those links, named by
+    their alphabetically first case. Name stems alone missed 26 declared twin pairs."""
+    parent = {name: name for name in names}
+
+    def root(name: str) -> str:
+        while parent[name] != name:
+            parent[name] = parent[parent[name]]
+            name = parent[name]
+        return name
+
+    def join(a: str, b: str) -> None:
+        ra, rb = root(a), root(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+
+    by_stem: dict[str, str] = {}
+    for name in names:
+        join(name, by_stem.setdefault(name.rsplit("_", 1)[0], name))
+    for name in names:
+        with open(os.path.join(cases_dir, name + ".py")) as source:
+            words = set(re.findall(r"\w+", ast.get_docstring(ast.parse(source.read())) or ""))
+        for other in words & parent.keys():
+            join(name, other)
+    return [root(name) for name in names]
 
 
 # Strengths of the calibration's L2 penalty (on standardized features, gradlint.risk.fit) to choose
@@ -194,12 +222,11 @@ def choose_l2(evidences: list, labels: list, groups: list) -> float:
     return min(L2_GRID, key=cv_loss)
 
 
-def cross_validated_risk(results: list[CaseResult]) -> tuple[list[float], list[float]]:
+def cross_validated_risk(results: list[CaseResult], groups: list[str]) -> tuple[list[float], list[float]]:
     """Each case's risk from a calibration fitted without its twin group, with the L2 strength
     chosen by an inner cross-validation on the remaining cases only (nested: neither the weights
     nor the penalty ever saw the case). Returns the risks and the L2 each case got."""
     labels = [r.label == "DIVERGED" for r in results]
-    groups = [twin_group(r.name) for r in results]
     evidences = [r.evidence for r in results]
     scores, chosen = [0.0] * len(results), [0.0] * len(results)
     for group in sorted(set(groups)):
@@ -303,7 +330,9 @@ def report(results: list[CaseResult], args) -> None:
     ok = [r for r in results if r.error is None]
     labels = [r.label == "DIVERGED" for r in ok]
     fails = [r.label != "TRAINED" for r in ok]
-    cv, cv_l2 = cross_validated_risk(ok)
+    groups = twin_groups([r.name for r in ok], args.cases)
+    print(f"{len(set(groups))} twin groups (left out together, resampled together)")
+    cv, cv_l2 = cross_validated_risk(ok, groups)
     scores = {
         "gradlint risk (cross-validated)": (cv, 0.5),
         "gradlint noisy-OR of rule weights (no fitting)":
@@ -330,7 +359,7 @@ def report(results: list[CaseResult], args) -> None:
           f"finds {operating['recall']:.2f} of the divergences at FPR {operating['fpr']:.3f}")
     summary["gradlint risk (cross-validated)"]["at_max_fpr"] = operating
 
-    spread = bootstrap_auroc(cv, labels, [twin_group(r.name) for r in ok], baseline=scores[DRY_RUN_TITLE][0])
+    spread = bootstrap_auroc(cv, labels, groups, baseline=scores[DRY_RUN_TITLE][0])
     print(f"95% interval over twin groups drawn with replacement ({BOOTSTRAP_DRAWS} draws): AUROC "
           f"{spread['auroc_95'][0]:.3f}-{spread['auroc_95'][1]:.3f}; lead over the {DRY_RUN_TITLE} "
           f"{spread['lead_95'][0]:+.3f} to {spread['lead_95'][1]:+.3f}")
@@ -371,7 +400,7 @@ def report(results: list[CaseResult], args) -> None:
                "cases": [dict(vars(r), cv_risk=s, cv_l2=l2) for r, s, l2 in zip(ok, cv, cv_l2)] + [vars(r) for r in results if r.error]},
               open(args.out, "w"), indent=1, default=float)
     if args.fit:
-        l2 = choose_l2([r.evidence for r in ok], labels, [twin_group(r.name) for r in ok])
+        l2 = choose_l2([r.evidence for r in ok], labels, groups)
         model = risk_model.fit([r.evidence for r in ok], labels, l2=l2)
         risk_model.save(model, args.fit)
         print(f"calibration written to {args.fit}")
