@@ -1,7 +1,7 @@
 """The corpus evaluation leaves twins out together (benchmarks/evaluate.py twin_groups).
 
 A twin left in the calibration that scores its sibling leaks the one factor they differ in, so
-the cross-validated AUROC would flatter gradlint. These tests hold the grouping to the twins the
+the cross-validated AUROC could flatter gradlint. These tests hold the grouping to the twins the
 case files declare.
 """
 
