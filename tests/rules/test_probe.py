@@ -187,6 +187,9 @@ def example_inputs():
 
 
 def test_an_intended_minus_inf_mask_is_not_the_origin(lint):
+    # The spread scales the logits rather than being added to all of them: cross-entropy's
+    # gradient sums to zero over the classes, so an added spread's gradient was 0 or a rounding
+    # residue depending on the CPU, and the backward of sqrt at 0 gave NaN (0 * inf) or inf.
     source = '''
 import torch
 import torch.nn as nn
@@ -202,7 +205,7 @@ class Net(nn.Module):
         mask = torch.triu(torch.full(scores.shape, float("-inf")), diagonal=1)
         attended = torch.softmax(scores + mask, dim=-1) @ x
         spread = (attended[:, None] - attended[None]).pow(2).sum(-1).sqrt()
-        return self.out(attended) + spread.mean()
+        return self.out(attended) * (1 + spread.mean())
 
 def build_model():
     return Net()
