@@ -30,6 +30,9 @@ class Target:
     path: str
     name: str | None = None
     kind: str = "python"  # python | onnx | import
+    # Why the target cannot be linted, when discovery already knows (a missing file, a FIFO): it
+    # is reported as that target's one-line error, and the rest of the run goes on.
+    error: str | None = None
 
     @property
     def label(self) -> str:
