@@ -57,29 +57,42 @@ def load(path: str) -> Entries:
     return document["findings"]
 
 
-def apply(entries: Entries, path: str, reports: Sequence[ModelReport], ran: Sequence[Collection[str]]
-          ) -> tuple[list[ModelReport], BaselineResult]:
-    """Drop the findings the baseline records. `ran[i]` holds the codes that ran on `reports[i]`:
-    an entry counts as fixed only when its rule ran on its file and found less than recorded."""
-    root = _root(path)
-    hidden = fixed = 0
-    kept_reports = []
-    for report, codes in zip(reports, ran):
+class Filter:
+    """Hides the findings a baseline records, one report at a time (the CLI streams reports),
+    counting what it hid and which entries no longer occur."""
+
+    def __init__(self, entries: Entries, path: str) -> None:
+        self.entries = entries
+        self.path = path
+        self.root = _root(path)
+        self.hidden = self.fixed = 0
+
+    def __call__(self, report: ModelReport, codes: Collection[str]) -> ModelReport:
+        """`report` without its known findings. `codes` holds the codes that ran on it: an entry
+        counts as fixed only when its rule ran on its file and found less than recorded."""
         if report.error is not None:
-            kept_reports.append(report)
-            continue
-        known = entries.get(_key(report.path, root), {})
+            return report
+        known = self.entries.get(_key(report.path, self.root), {})
         budget = Counter({(code, module): n for code, modules in known.items() for module, n in modules.items()})
         kept = []
         for finding in report.findings:
             if budget[(finding.code, finding.module)] > 0:
                 budget[(finding.code, finding.module)] -= 1
-                hidden += 1
+                self.hidden += 1
             else:
                 kept.append(finding)
-        fixed += sum(n for (code, _), n in budget.items() if code in codes and n > 0)
-        kept_reports.append(replace(report, findings=tuple(kept)))
-    return kept_reports, BaselineResult(display_path(path), hidden, fixed)
+        self.fixed += sum(n for (code, _), n in budget.items() if code in codes and n > 0)
+        return replace(report, findings=tuple(kept))
+
+    def result(self) -> BaselineResult:
+        return BaselineResult(display_path(self.path), self.hidden, self.fixed)
+
+
+def apply(entries: Entries, path: str, reports: Sequence[ModelReport], ran: Sequence[Collection[str]]
+          ) -> tuple[list[ModelReport], BaselineResult]:
+    """Drop the findings the baseline records from every report (see Filter)."""
+    hide = Filter(entries, path)
+    return [hide(report, codes) for report, codes in zip(reports, ran)], hide.result()
 
 
 def write(path: str, reports: Sequence[ModelReport], ran: Sequence[Collection[str]]) -> int:

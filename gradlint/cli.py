@@ -3,26 +3,35 @@
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
+import signal
 import sys
 from dataclasses import replace
 
 import click
 
-from gradlint import __version__, defer_dynamo, discover, suppress
+from gradlint import __version__, discover, runner, suppress
 from gradlint import baseline as baselines
-from gradlint.config import CliOptions, ConfigFinder, ModelSettings, resolve_rules, resolve_severities, validate_keys
-from gradlint.emit import FORMATS
+from gradlint.config import (CliOptions, ConfigFinder, ModelSettings, parse_size, resolve_rules, resolve_severities,
+                             validate_keys)
+from gradlint.emit import FORMATS, streaming
 from gradlint.emit import statistics as stats
-from gradlint.engine import Settings, active_rules, lint_target
+from gradlint.engine import Settings, active_rules
 from gradlint.errors import UsageError
-from gradlint.findings import Severity, Stage
+from gradlint.findings import ModelReport, Severity, Stage
 from gradlint.load import Overrides
 from gradlint.losses import LOSSES
+from gradlint.progress import Progress
 from gradlint.registry import all_rules
 from gradlint.selection import parse_selectors
+from gradlint.worker import Job
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+# 128 + the signal's number, as shells report a command that a signal stopped: Ctrl-C's SIGINT,
+# and the SIGTERM a cancelled CI job sends.
+EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
 
 
 def _shape(value: str | None) -> tuple[int, ...] | None:
@@ -74,6 +83,13 @@ def _shape(value: str | None) -> tuple[int, ...] | None:
 @click.option("--thorough", is_flag=True, help="Let rules spend extra forward/backward passes (slower).")
 @click.option("--skip-non-models", is_flag=True,
               help="Skip named .py files that define no model, as a directory scan does (for pre-commit).")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), metavar="N",
+              help="Targets to lint at once, each in a worker process.  [default: the CPU cores, at most the targets]")
+@click.option("--timeout", type=float, metavar="SECONDS",
+              help=f"Time limit per target; 0: none.  [default: {runner.DEFAULT_TIMEOUT:g}]")
+@click.option("--max-memory", metavar="SIZE",
+              help="Resident memory limit per target, e.g. 8GB.  [default: none; a target is stopped when the "
+                   "machine runs out]")
 @click.option("-q", "--quiet", is_flag=True, help="Print findings and errors only.")
 @click.option("-v", "--verbose", is_flag=True, help="Show tracebacks for errors.")
 @click.version_option(__version__, prog_name="gradlint")
@@ -84,17 +100,24 @@ def main(paths, **options) -> None:
     Settings come from [tool.gradlint] in the nearest pyproject.toml; options beat it.
     """
     try:
-        code = _run(paths, **options)
+        with _terminated_as_interrupt():
+            code = _run(paths, **options)
     except UsageError as error:
         click.echo(f"gradlint: error: {error}", err=True)
         code = EXIT_ERROR
+    except _Terminated:
+        click.echo("gradlint: terminated", err=True)
+        code = EXIT_TERMINATED
+    except KeyboardInterrupt:  # the workers are gone already (runner.run's cleanup)
+        click.echo("gradlint: interrupted", err=True)
+        code = EXIT_INTERRUPTED
     sys.exit(code)
 
 
 def _run(paths, *, output_format, output_file, statistics, select, extend_select, ignore, severity, fail_on,
          exit_zero, config_path, isolated, ignore_noqa, baseline_path, write_baseline, list_rules, explain,
-         input_shape, batch_size, lr, optimizer, loss, device, seed, no_probe, thorough, skip_non_models, quiet,
-         verbose) -> int:
+         input_shape, batch_size, lr, optimizer, loss, device, seed, no_probe, thorough, skip_non_models, jobs,
+         timeout, max_memory, quiet, verbose) -> int:
     if list_rules:
         click.echo(_rule_table(all_rules()), nl=False)
         return EXIT_CLEAN
@@ -107,43 +130,104 @@ def _run(paths, *, output_format, output_file, statistics, select, extend_select
     run_config = finder.for_run()
     cli = CliOptions(
         select=parse_selectors(select), extend_select=parse_selectors(extend_select), ignore=parse_selectors(ignore),
-        severity=_severities(severity), device=device, seed=seed, batch_size=batch_size, thorough=thorough,
-        probe=not no_probe, input_shape=_shape(input_shape), lr=lr, optimizer=optimizer, loss=loss,
+        severity=_severities(severity), device=device, seed=_seed(seed), batch_size=batch_size, thorough=thorough,
+        probe=not no_probe, input_shape=_shape(input_shape), lr=_learning_rate(lr), optimizer=optimizer, loss=loss,
         inline_suppressions=not ignore_noqa)
+    limits = runner.Limits(timeout=_timeout(timeout, run_config), max_memory=_max_memory(max_memory, run_config))
     if not paths:
         raise UsageError("no paths given (try `gradlint samples/` or `gradlint --help`)")
     targets = [t for t in _targets(paths, finder, skip_non_models)
-               if not (cli.inline_suppressions and t.kind == "python" and suppress.file_exempt(t.path))]
+               if not (cli.inline_suppressions and t.kind == "python" and t.error is None
+                       and suppress.file_exempt(t.path))]
     if targets or cli.select or cli.extend_select or cli.ignore or run_config.select or run_config.extend_select or run_config.ignore:
         # Unknown selectors are usage errors even with nothing to lint; a pre-commit run over
         # files without a model and without selectors skips loading the rules altogether.
         resolve_rules(run_config, cli, all_rules())
     plans = [_plan(target, finder, cli) for target in targets]
-    if plans:
-        defer_dynamo.install()  # this process is gradlint's own: see defer_dynamo
-    reports = [lint_target(target, settings, overrides, verbose) for target, settings, overrides in plans]
     ran = [{rule.code for rule in active_rules(settings)} for _, settings, _ in plans]
-
-    baseline_result = None
+    fmt = output_format or run_config.output_format or "concise"
     baseline_file = write_baseline or baseline_path or run_config.baseline
+    hide = baselines.Filter(baselines.load(baseline_file), baseline_file) \
+        if baseline_file and not write_baseline else None
+    # Text formats print each target as it finishes; a document (JSON, SARIF), the statistics,
+    # a file and a baseline still to be written need every report first.
+    stream = None if statistics or output_file or write_baseline else streaming(fmt)
+    parallel = jobs or run_config.jobs or default_jobs(len(plans))
+    jobs_to_run = [Job(target, settings, overrides, verbose) for target, settings, overrides in plans]
+    preload = ("gradlint.onnx",) if any(t.kind == "onnx" for t in targets) else ()
+
+    reports: list[ModelReport] = []
+    printed = False
+    with Progress(len(jobs_to_run), enabled=not quiet and sys.stderr.isatty()) as progress, \
+            contextlib.closing(runner.run(jobs_to_run, parallel, limits, preload, progress.update)) as outcomes:
+        for outcome in outcomes:
+            report = hide(outcome.report, ran[outcome.index]) if hide is not None else outcome.report
+            reports.append(report)
+            if stream is not None:
+                text = stream.render_model(report, quiet=quiet, first=not printed)
+                progress.write(text)
+                printed = printed or bool(text)
+            if verbose and outcome.output:
+                progress.write(_captured(report, outcome.output), err=True)
+
+    baseline_result = hide.result() if hide is not None else None
     if write_baseline:
         count = baselines.write(write_baseline, reports, ran)
         click.echo(f"gradlint: wrote {count} finding{'' if count == 1 else 's'} to {write_baseline}", err=True)
-    if baseline_file:
-        reports, baseline_result = baselines.apply(baselines.load(baseline_file), baseline_file, reports, ran)
-
-    fmt = output_format or run_config.output_format or "concise"
-    text = stats.render(reports, fmt) if statistics else FORMATS[fmt](reports, quiet=quiet, baseline=baseline_result)
-    if output_file:
-        try:
-            with open(output_file, "w", encoding="utf-8") as handle:
-                handle.write(text)
-        except OSError as error:
-            raise UsageError(f"cannot write {output_file}: {error.strerror}") from None
+        reports, baseline_result = baselines.apply(baselines.load(write_baseline), write_baseline, reports, ran)
+    if stream is not None:
+        click.echo(stream.render_end(reports, quiet=quiet, baseline=baseline_result, first=not printed), nl=False)
     else:
-        click.echo(text, nl=False)
+        text = stats.render(reports, fmt) if statistics else FORMATS[fmt](reports, quiet=quiet, baseline=baseline_result)
+        _write(text, output_file)
     threshold = Severity(fail_on) if fail_on else run_config.fail_on or Severity.WARNING
     return exit_code(reports, threshold, exit_zero)
+
+
+def default_jobs(targets: int) -> int:
+    """One worker per usable CPU core, at most one per target."""
+    return max(1, min(_cpus(), targets))
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # the cores this process may use (a CI container's share)
+    except AttributeError:  # macOS
+        return os.cpu_count() or 1
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: raised like Ctrl-C's KeyboardInterrupt so that the same cleanup runs."""
+
+
+@contextlib.contextmanager
+def _terminated_as_interrupt():
+    """SIGTERM (a cancelled CI job) ends the run the way Ctrl-C does, so the workers are killed
+    too rather than left running on their own."""
+    def interrupt(signum, frame):
+        raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _captured(report: ModelReport, output: str) -> str:
+    """What the model's code printed (and gradlint's traceback for it), shown with -v."""
+    return f"--- {report.path}: output of the model's code ---\n{output.rstrip(chr(10))}\n--- end of output ---\n"
+
+
+def _write(text: str, output_file: str | None) -> None:
+    if not output_file:
+        click.echo(text, nl=False)
+        return
+    try:
+        with open(output_file, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as error:
+        raise UsageError(f"cannot write {output_file}: {error.strerror}") from None
 
 
 def _targets(paths, finder, skip_non_models: bool):
@@ -189,6 +273,36 @@ def _severities(values) -> tuple[tuple[str, Severity], ...]:
         validate_keys([key.strip()], all_rules(), f"--severity {value!r}", families=True)
         result.append((key.strip(), severity))
     return tuple(result)
+
+
+def _learning_rate(value: float | None) -> float | None:
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise UsageError(f"--lr {value:g}: the learning rate must be a positive finite number")
+    return value
+
+
+def _seed(value: int | None) -> int | None:
+    # torch.manual_seed takes seeds in [-2**63, 2**64); gradlint's are the non-negative ones.
+    if value is not None and not 0 <= value < 2**64:
+        raise UsageError(f"--seed {value}: the seed must be an integer from 0 to 2**64 - 1")
+    return value
+
+
+def _timeout(value: float | None, config) -> float | None:
+    """Seconds per target from --timeout, else the config, else the default; 0 means no limit."""
+    if value is not None and not (math.isfinite(value) and value >= 0):
+        raise UsageError(f"--timeout {value:g}: give a number of seconds, or 0 for no limit")
+    chosen = _first(value, config.timeout, runner.DEFAULT_TIMEOUT)
+    return chosen or None
+
+
+def _max_memory(value: str | None, config) -> int | None:
+    if value is None:
+        return config.max_memory
+    try:
+        return parse_size(value)
+    except ValueError as error:
+        raise UsageError(f"--max-memory: {error}") from None
 
 
 def _first(*values):

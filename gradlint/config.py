@@ -9,6 +9,9 @@ ignores them all. Command-line options beat the file. Reading a config never imp
     select = ["GL"]                     # also: extend-select, ignore, external
     fail-on = "error"
     baseline = ".gradlint-baseline.json"
+    jobs = 2                            # targets linted at once (worker processes)
+    timeout = 600                       # seconds per target; 0: no limit
+    max-memory = "8GB"                  # resident memory per target's worker
 
     [tool.gradlint.per-file-ignores]
     "legacy/*.py" = ["GL2"]
@@ -35,7 +38,9 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import math
 import os
+import re
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -50,7 +55,7 @@ from gradlint.selection import Selection
 
 FORMAT_NAMES = tuple(FORMATS)
 _TOP_KEYS = ("select", "extend-select", "ignore", "external", "per-file-ignores", "severity", "fail-on",
-             "output-format", "baseline", "probe", "models")
+             "output-format", "baseline", "probe", "models", "jobs", "timeout", "max-memory")
 _PROBE_KEYS = ("batch-size", "seed", "device", "thorough")
 _MODEL_KEYS = ("factory", "input-shape", "optimizer", "lr", "loss", "gradient-clip-val")
 
@@ -107,6 +112,9 @@ class Config:
     device: str | None = None
     thorough: bool | None = None
     models: tuple[tuple[str, ModelSettings], ...] = ()
+    jobs: int | None = None
+    timeout: float | None = None  # seconds; 0: no limit
+    max_memory: int | None = None  # bytes
 
     @property
     def root(self) -> str:
@@ -293,6 +301,15 @@ def _parse(table: Any, path: str, prefix: str, text: str) -> Config:
                          f"{', '.join(FORMAT_NAMES)}")
     fail_on = table.get("fail-on")
     baseline = _typed(table, "baseline", str, prefix, where)
+    timeout = _typed(table, "timeout", float, prefix, where)
+    if timeout is not None and not (math.isfinite(timeout) and timeout >= 0):
+        raise UsageError(f"{where}: {prefix}timeout must be a number of seconds (0: no limit), not {timeout!r}")
+    max_memory = _typed(table, "max-memory", str, prefix, where)
+    if max_memory is not None:
+        try:
+            max_memory = parse_size(max_memory)
+        except ValueError as error:
+            raise UsageError(f"{where}: {prefix}max-memory: {error}") from None
     return Config(
         path=os.path.abspath(path),
         select=selectors("select"),
@@ -309,6 +326,9 @@ def _parse(table: Any, path: str, prefix: str, text: str) -> Config:
         device=_typed(probe, "device", str, prefix + "probe.", where),
         thorough=_typed(probe, "thorough", bool, prefix + "probe.", where),
         models=tuple(models),
+        jobs=_positive(table, "jobs", int, prefix, where),
+        timeout=timeout,
+        max_memory=max_memory,
     )
 
 
@@ -414,6 +434,20 @@ def _key_line(text: str, key: str) -> int:
         if line.lstrip().startswith((f'"{key}"', f"'{key}'")):
             return number
     return 1
+
+
+_SIZE = re.compile(r"(?P<number>[0-9]+(?:\.[0-9]+)?)\s*(?P<unit>[KMGT]?)(?:I?B)?", re.IGNORECASE)
+_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def parse_size(text: str) -> int:
+    """Bytes in a memory size such as "8GB", "512M", "1.5g" or "4096" (units are binary, as
+    Docker's --memory and the kernel count them). Raises ValueError with the expected form."""
+    match = _SIZE.fullmatch(text.strip())
+    size = float(match["number"]) * _UNITS[match["unit"].upper()] if match else 0
+    if size < 1:
+        raise ValueError(f"{text!r} is not a memory size such as 8GB or 512MB")
+    return int(size)
 
 
 # -- matching -------------------------------------------------------------------------------------

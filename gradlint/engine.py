@@ -1,21 +1,26 @@
 """The pipeline, top to bottom: load -> static rules -> trace -> probe -> trace and probe rules -> report.
 
 Cheap before expensive: a stage runs only when a selected rule needs it, and a model whose
-forward or backward fails still gets its static rules' findings (with the error).
+forward or backward fails still gets its static rules' findings (with the error, and no risk).
+A rule that raises does not cost the model its report: the failure becomes a GL902 finding and
+the risk says it is incomplete; a rule that runs out of memory is skipped and named likewise.
 """
 
 from __future__ import annotations
 
+import gc
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from gradlint import risk, suppress
+from gradlint import risk, stages, suppress
 from gradlint.discover import Target
 from gradlint.errors import LoadError
 from gradlint.findings import NOT_RUN, Finding, Location, ModelReport, Severity, Stage
 from gradlint.rule import Rule, RuleContext
 from gradlint.spec import ModelSpec
+
+RULE_FAILED_CODE, RULE_FAILED_NAME = "GL902", "rule-failed"
 
 
 @dataclass(frozen=True)
@@ -38,11 +43,23 @@ def active_rules(settings: Settings) -> list[type[Rule]]:
 
 class ModelFailed(LoadError):
     """The model loaded but failed to run (its forward or backward raised): only the static rules
-    ran. `report` holds their findings and risk, with this error as its `error`."""
+    ran. `report` holds their findings, with this error as its `error` and no risk."""
 
     def __init__(self, report: ModelReport) -> None:
         super().__init__(report.error)
         self.report = report
+
+
+@dataclass(frozen=True)
+class RuleFailure:
+    """A rule that raised on this model (`out_of_memory`: it could not allocate what it needed)."""
+
+    rule: type[Rule]
+    error: str
+    out_of_memory: bool
+
+    def describe(self) -> str:
+        return f"{self.rule.code} out of memory" if self.out_of_memory else f"{self.rule.code} failed"
 
 
 def lint_spec(spec: ModelSpec, settings: Settings) -> ModelReport:
@@ -58,30 +75,44 @@ def lint_spec(spec: ModelSpec, settings: Settings) -> ModelReport:
     # One context per model: the trace and probe rules see the static rules' shared
     # measurements, evidence and passes, so the risk weighs both stages' evidence.
     ctx = RuleContext(spec=spec, device=settings.device, seed=settings.seed, thorough=settings.thorough)
-    found = {rule_class: _check(rule_class, ctx) for rule_class in static}
+    found: dict[type[Rule], list[Finding]] = {}
+    failures: list[RuleFailure] = []
+    for rule_class in static:
+        _check(rule_class, ctx, found, failures)
     skipped: list[type[Rule]] = []
     assumptions: tuple[str, ...] = ()
     failure: LoadError | None = None
     if dynamic and spec.cannot_run:  # e.g. an ONNX op with no torch equivalent: the static rules still run
         skipped = dynamic
     elif dynamic:
+        import torch
+
         want_probe = any(r.needs(Stage.PROBE) for r in dynamic)
-        try:
-            observation = observe(spec, True, want_probe, settings.device, settings.seed)
-        except LoadError as error:
-            failure, skipped = error, dynamic
-        else:
-            for stage, count in observation.passes.items():
-                ctx.passes[stage] = ctx.passes.get(stage, 0) + count
-            assumptions = observation.assumptions
-            observed = replace(ctx, trace=observation.trace, probe=observation.probe)  # shares the dicts
-            found.update({rule_class: _check(rule_class, observed) for rule_class in dynamic})
+        stages.enter("the probe's forward and backward pass" if want_probe else "the traced forward pass")
+        # Training computes gradients: a model file that switched autograd off at import would
+        # otherwise fail every rule that steps the model.
+        with torch.enable_grad():
+            try:
+                observation = observe(spec, True, want_probe, settings.device, settings.seed)
+            except LoadError as error:
+                failure, skipped = error, dynamic
+            else:
+                for stage, count in observation.passes.items():
+                    ctx.passes[stage] = ctx.passes.get(stage, 0) + count
+                assumptions = observation.assumptions
+                observed = replace(ctx, trace=observation.trace, probe=observation.probe)  # shares the dicts
+                for rule_class in dynamic:
+                    _check(rule_class, observed, found, failures)
+    stages.enter("reporting")
     ran = [r for r in rules if r in found]
     findings = [f for rule_class in ran for f in found[rule_class]]  # in selection order, as one pass made them
+    if any(r.code == RULE_FAILED_CODE for r in rules):
+        findings += _failure_findings([f for f in failures if not f.out_of_memory], spec)
     if spec.source_format == "onnx":
         findings = [_onnx_finding(f, spec) for f in findings]
     findings = suppress.apply(findings, spec.path, spec.source_format, ran, settings.suppressions)
-    value = risk.combine(findings, ctx.evidence)
+    ran_model = bool(dynamic) and not skipped
+    value = risk.combine(findings, ctx.evidence) if ran_model else None
     findings = _merge_same_site([_with_severity(f, settings.severities) for f in findings],
                                 by_module=spec.source_format == "onnx")
     findings.sort(key=lambda f: (f.location.path, f.location.line, f.location.col, f.code, f.module))
@@ -89,17 +120,45 @@ def lint_spec(spec: ModelSpec, settings: Settings) -> ModelReport:
         target=spec.target,
         path=spec.path,
         risk=value,
-        level=risk.level(value),
-        assumptions=(*spec.assumptions, *assumptions, *ctx.notes.values(), *_not_run(spec, skipped, failure)),
+        level=None if value is None else risk.level(value),
+        assumptions=(*spec.assumptions, *assumptions, *ctx.notes.values(), *_not_run(spec, skipped, failure),
+                     *_failure_notes(failures, reported=any(r.code == RULE_FAILED_CODE for r in rules))),
         findings=tuple(findings),
         causes=risk.top_causes(findings),
         passes=ctx.passes,
         evidence=risk.features(findings, ctx.evidence),
         error=None if failure is None else str(failure),
+        incomplete=_risk_gaps(settings, failures, ctx) if value is not None
+        else (_no_risk_reason(settings, spec, failure),),
+        linted=True,
     )
     if failure is not None:
         raise ModelFailed(report) from failure
     return report
+
+
+def _risk_gaps(settings: Settings, failures: Sequence[RuleFailure], ctx: RuleContext) -> tuple[str, ...]:
+    """What the risk could not weigh, though the model ran: rules it was fitted with that were not
+    selected, that failed or ran out of memory, and probes skipped for the model's size."""
+    from gradlint.registry import all_rules
+
+    weighed = [r for r in all_rules() if risk.weighs(r)]
+    unselected = [r for r in weighed if r not in settings.rules]
+    gaps = [f"{len(unselected)} of {len(weighed)} rules not selected"] if unselected else []
+    gaps += [f.describe() for f in failures if risk.weighs(f.rule)]
+    gaps += [f"{what} skipped for size" for what in ctx.shared.get("lean.skipped", ())]
+    return tuple(gaps)
+
+
+def _no_risk_reason(settings: Settings, spec: ModelSpec, failure: LoadError | None) -> str:
+    """Why the model has no risk: the risk is fitted on what running the model shows."""
+    if failure is not None:
+        return "the model failed to run"
+    if spec.cannot_run:
+        return "the model cannot run"
+    if not settings.probe:
+        return "--no-probe: the risk needs the model to run"
+    return "no selected rule runs the model"
 
 
 def lint_target(target: Target, settings: Settings, overrides, verbose: bool = False) -> ModelReport:
@@ -107,6 +166,8 @@ def lint_target(target: Target, settings: Settings, overrides, verbose: bool = F
     fails to run a report of the static rules' findings with the error."""
     from gradlint.load import load_target
 
+    if target.error is not None:
+        return ModelReport(target=target.label, path=target.path, error=target.error)
     try:
         spec = load_target(target, overrides)
         return lint_spec(spec, settings)
@@ -117,12 +178,12 @@ def lint_target(target: Target, settings: Settings, overrides, verbose: bool = F
     except LoadError as error:
         if verbose:
             traceback.print_exception(error)
-        return ModelReport(target=target.label, path=target.path, error=str(error))
+        return ModelReport(target=target.label, path=target.path, error=_one_line(str(error)))
     except Exception as error:  # an internal error must still not hide the other files' results
         if verbose:
             traceback.print_exception(error)
         return ModelReport(target=target.label, path=target.path,
-                           error=f"internal error: {type(error).__name__}: {error}")
+                           error=_one_line(f"internal error: {type(error).__name__}: {error}"))
 
 
 def _runs_model(rule_class: type[Rule]) -> bool:
@@ -130,11 +191,60 @@ def _runs_model(rule_class: type[Rule]) -> bool:
     return rule_class.needs(Stage.TRACE) or rule_class.needs(Stage.PROBE)
 
 
-def _check(rule_class: type[Rule], ctx: RuleContext) -> list[Finding]:
+def _check(rule_class: type[Rule], ctx: RuleContext, found: dict, failures: list[RuleFailure]) -> None:
+    """Run one rule into `found`; a rule that raises goes to `failures` instead, so the model keeps
+    the other rules' findings and its risk. SystemExit and KeyboardInterrupt from user code that
+    a rule calls (a forward pass) are not caught: they end the target, as their callers meant."""
+    stages.enter(f"rule {rule_class.code}")
     try:
-        return list(rule_class().check(ctx))
+        found[rule_class] = list(rule_class().check(ctx))
     except Exception as error:
-        raise LoadError(f"rule {rule_class.code} failed on this model: {type(error).__name__}: {error}") from error
+        out_of_memory = _is_out_of_memory(error)
+        if out_of_memory:
+            gc.collect()  # whatever the rule held is garbage now: give it back before the next rule
+        failures.append(RuleFailure(rule_class, _one_line(f"{type(error).__name__}: {error}"), out_of_memory))
+
+
+def _is_out_of_memory(error: BaseException) -> bool:
+    """An allocation that failed: Python's MemoryError, torch's OutOfMemoryError (CUDA), or the
+    RuntimeError torch's CPU allocator raises ("DefaultCPUAllocator: can't allocate memory")."""
+    if isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError":
+        return True
+    return isinstance(error, RuntimeError) and "can't allocate memory" in str(error)
+
+
+def _failure_notes(failures: Sequence[RuleFailure], reported: bool) -> list[str]:
+    """Rules skipped for memory, and failed rules when no GL902 finding reports them."""
+    return [f"rule {f.rule.code} skipped: out of memory ({f.error})" if f.out_of_memory
+            else f"rule {f.rule.code} failed: {f.error}" for f in failures if f.out_of_memory or not reported]
+
+
+def _failure_findings(failures: Sequence[RuleFailure], spec: ModelSpec) -> list[Finding]:
+    """One GL902 finding per distinct error, naming the rules it stopped (model code that raises
+    when a rule reads it usually stops several rules the same way)."""
+    from gradlint.registry import rule_by_code
+
+    rule = rule_by_code(RULE_FAILED_CODE)
+    location = spec.model_location or Location(spec.path)
+    by_error: dict[str, list[type[Rule]]] = {}
+    for failure in failures:
+        by_error.setdefault(failure.error, []).append(failure.rule)
+    findings = []
+    for error, failed in by_error.items():
+        names = ", ".join(f"{r.code} ({r.name})" for r in failed)
+        subject = f"rule {names} could not" if len(failed) == 1 else f"{len(failed)} rules could not"
+        detail = "" if len(failed) == 1 else f" ({', '.join(r.code for r in failed)})"
+        findings.append(Finding(
+            code=RULE_FAILED_CODE, name=RULE_FAILED_NAME, severity=rule.severity if rule else Severity.WARNING,
+            message=f"{subject} run on this model{detail}: {error}", location=location, module=""))
+    return findings
+
+
+def _one_line(text: str) -> str:
+    """The first line of a message, saying how many more there were (-v shows the traceback)."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()] or [""]
+    more = len(lines) - 1
+    return lines[0] + (f" (+{more} more line{'' if more == 1 else 's'})" if more else "")
 
 
 def _onnx_finding(finding: Finding, spec: ModelSpec) -> Finding:

@@ -82,7 +82,13 @@ NOT_RUN = "static rules only: "  # opens the assumption engine.lint_spec states 
 
 @dataclass(frozen=True)
 class ModelReport:
-    """Everything gradlint says about one linted target."""
+    """Everything gradlint says about one linted target.
+
+    A target that failed to load has only `error`. A model that loaded but failed to run has the
+    static rules' findings, the `error`, and no risk. `risk` is None whenever the model did not
+    run: the risk is fitted on what running it shows; `incomplete` then says why, and otherwise
+    lists what the risk could not weigh (rules not selected, failed, or skipped for memory).
+    """
 
     target: str
     path: str
@@ -94,18 +100,16 @@ class ModelReport:
     passes: dict = field(default_factory=dict)
     evidence: dict = field(default_factory=dict)  # the risk model's inputs (gradlint.risk)
     error: str | None = None
+    incomplete: tuple[str, ...] = ()
+    # Whether rules ran: False for a target that failed to load (`error` only); True for a model
+    # that failed to run too, whose `error` comes with the static rules' findings.
+    linted: bool = False
 
     @property
     def not_run(self) -> str | None:
         """Why only the static rules ran (the model cannot run: an unsupported ONNX op), as the
         engine states it among the assumptions; None when the model ran."""
         return next((a for a in self.assumptions if a.startswith(NOT_RUN)), None)
-
-    @property
-    def linted(self) -> bool:
-        """Whether rules ran: False for a target that failed to load (`error` only); True for a
-        model that failed to run too, whose `error` comes with the static rules' findings."""
-        return self.error is None or self.risk is not None
 
     def to_dict(self) -> dict:
         if not self.linted:
@@ -115,6 +119,8 @@ class ModelReport:
             **({} if self.error is None else {"error": self.error}),
             "risk": None if self.risk is None else round(self.risk, 4),
             "level": self.level,
+            # Only when there is something to say, so a complete risk reads as it always did.
+            **({"risk_incomplete": list(self.incomplete)} if self.incomplete else {}),
             "assumptions": list(self.assumptions),
             "causes": list(self.causes),
             "passes": dict(self.passes),

@@ -21,6 +21,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from gradlint import stages
 from gradlint.discover import Target
 from gradlint.errors import LoadError
 from gradlint.findings import Location
@@ -44,6 +45,7 @@ class Overrides:
 
 
 def load_target(target: Target, overrides: Overrides = Overrides()) -> ModelSpec:
+    stages.enter("import", user_code=True)
     if target.kind == "onnx":
         from gradlint.onnx import load_onnx_spec  # only ONNX runs pay for the onnx import
 
@@ -132,6 +134,7 @@ def spec_from_namespace(namespace: Any, path: str, name: str | None, overrides: 
     factory_name, factory = find_factory(namespace, name)
     label = label or f"{path}::{factory_name}"
     torch.manual_seed(overrides.seed)
+    stages.enter(f"{factory_name}()", user_code=True)
     with record_construction_sites() as sites:
         try:
             model = factory()
@@ -147,8 +150,10 @@ def spec_from_namespace(namespace: Any, path: str, name: str | None, overrides: 
     if eager is not None:
         model = eager
         assumptions.append("model: the module inside torch.compile, run eagerly")
+    stages.enter("example_inputs()", user_code=True)
     inputs = _example_inputs(namespace, model, overrides, assumptions)
     targets = _call_optional(namespace, "example_targets")
+    stages.enter("configure_optimizers()", user_code=True)
     loss_fn = getattr(namespace, "loss_fn", None)
     optimizer_object, optimizer = resolve_optimizer(namespace, model, overrides, assumptions)
     clip = overrides.gradient_clip_val if overrides.gradient_clip_val is not None \

@@ -71,11 +71,22 @@ def user_frame(start: FrameType | None, skip_self: object = None) -> FrameType |
     return fallback
 
 
+# The folder paths print relative to: the working directory, or the one gradlint started in when
+# a worker pins it (pin_display_root), so a model file that calls os.chdir moves nothing.
+_display_root: str | None = None
+
+
+def pin_display_root(directory: str) -> None:
+    global _display_root
+    _display_root = directory
+
+
 def display_path(filename: str) -> str:
     """Paths under the working directory print relative to it, as ruff and flake8 do."""
-    absolute = os.path.abspath(filename)
+    root = _display_root or os.getcwd()
+    absolute = os.path.normpath(os.path.join(root, filename))
     try:
-        relative = os.path.relpath(absolute)
+        relative = os.path.relpath(absolute, root)
     except ValueError:  # another drive on Windows
         return absolute
     return absolute if relative.startswith("..") else relative

@@ -63,6 +63,9 @@ def observe(spec: ModelSpec, want_trace: bool, want_probe: bool, device: str = "
     import torch
 
     model = spec.model
+    if any(p.is_meta for p in model.parameters()):
+        raise LoadError("the model's parameters are on the meta device (no values to run): build it on a real "
+                        "device, or use --no-probe")
     with preserved(model):
         try:
             model.to(device)

@@ -55,6 +55,16 @@ def features(findings: Sequence[Finding], measured: Mapping[str, float] | None =
     return result
 
 
+def weighs(rule: type) -> bool:
+    """Whether the shipped calibration weighs this rule's evidence: a built-in rule whose family
+    has a positive weight (the measurements rules record come from such families). Its absence
+    from a run makes the risk incomplete; a third-party rule's never does, as no calibration
+    saw it."""
+    model = shipped_model()
+    builtin = rule.__module__.startswith("gradlint.rules.")
+    return builtin and (model is None or model["weights"].get(rule.family, 0.0) > 0.0)
+
+
 def combine(findings: Sequence[Finding], measured: Mapping[str, float] | None = None) -> float:
     model = shipped_model()
     if model is None:

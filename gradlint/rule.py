@@ -123,6 +123,8 @@ class Rule:
     stages: ClassVar[frozenset[Stage]] = frozenset({Stage.STATIC})
     INVALID: ClassVar[tuple[str, ...]] = ()
     VALID: ClassVar[tuple[str, ...]] = ()
+    # Other rules the examples need selected beside this one (GL902 reports another rule failing).
+    EXAMPLE_SELECT: ClassVar[tuple[str, ...]] = ()
 
     def check(self, ctx: RuleContext) -> Iterable[Finding]:
         raise NotImplementedError

@@ -11,6 +11,7 @@ import textwrap
 from click.testing import CliRunner
 
 from gradlint.cli import main
+from tests.conftest import risk_text
 
 BROKEN = textwrap.dedent("""\
     import torch
@@ -73,7 +74,7 @@ def gl201() -> tuple[str, str]:
         finally:
             os.chdir(cwd)
     model = json.loads(out)["models"][0]
-    return model["findings"][0]["message"], f"{model['risk']:.2f} ({model['level']})"
+    return model["findings"][0]["message"], risk_text(model)
 
 
 def finding(path: str = "model.py") -> str:

@@ -33,10 +33,31 @@ def pytest_configure(config):
     torch.set_num_threads(1)
 
 
-def no_evidence_risk() -> str:
+def no_evidence_risk(selected: str | None = None) -> str:
     """How the risk line reads for a model with no findings and no measurements: the fitted
-    model's base rate (gradlint/risk_model.json changes when the corpus is refitted)."""
+    model's base rate (gradlint/risk_model.json changes when the corpus is refitted). With
+    `selected` (a --select value), as the incomplete risk of that selection."""
     from gradlint import risk
 
     value = risk.combine([], {})
-    return f"risk {value:.2f} ({risk.level(value)})"
+    return f"risk {value:.2f} ({risk.level(value)}{unselected(selected)})"
+
+
+def unselected(select: str | None) -> str:
+    """What a risk line adds when --select SELECT leaves out rules the risk weighs."""
+    from gradlint import risk
+    from gradlint.registry import all_rules
+    from gradlint.selection import Selection, parse_selectors
+
+    if select is None:
+        return ""
+    weighed = [r for r in all_rules() if risk.weighs(r)]
+    chosen = Selection(select=parse_selectors([select])).apply(all_rules())
+    missing = [r for r in weighed if r not in chosen]
+    return f", incomplete: {len(missing)} of {len(weighed)} rules not selected" if missing else ""
+
+
+def risk_text(model: dict) -> str:
+    """`0.03 (low)` or `0.03 (low, incomplete: ...)`: a json model's risk as the text formats show it."""
+    incomplete = f", incomplete: {', '.join(model['risk_incomplete'])}" if model.get("risk_incomplete") else ""
+    return f"{model['risk']:.2f} ({model['level']}{incomplete})"

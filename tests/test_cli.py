@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from gradlint.cli import main
-from tests.conftest import no_evidence_risk
+from tests.conftest import no_evidence_risk, risk_text
 
 BROKEN = textwrap.dedent("""\
     import torch
@@ -60,7 +60,7 @@ def measured(workdir) -> tuple[str, str]:
     read them once from json, then check every format renders them exactly."""
     code, out = gradlint("--format", "json", "broken.py")
     model = json.loads(out)["models"][0]
-    return model["findings"][0]["message"], f"{model['risk']:.2f} ({model['level']})"
+    return model["findings"][0]["message"], risk_text(model)
 
 
 def test_concise(workdir):
@@ -72,7 +72,7 @@ def test_concise(workdir):
         f"broken.py::build_model: risk {risk}; causes: GL201 init-scale-too-large\n"
         "  assumed optimizer: AdamW(lr=0.001) (no configure_optimizers)\n"
         "  assumed loss: cross-entropy against random labels (no loss_fn)\n"
-        f"healthy.py::build_model: {no_evidence_risk()}\n"
+        f"healthy.py::build_model: {no_evidence_risk('GL201')}\n"
         "  assumed optimizer: AdamW(lr=0.001) (no configure_optimizers)\n"
         "  assumed loss: cross-entropy against random labels (no loss_fn)\n"
         "Found 1 finding in 2 models (1 error).\n"

@@ -151,7 +151,7 @@ def test_healthy_model_with_full_config(workdir):
         [tool.gradlint.probe]
         batch-size = 8
         """)
-    assert run("model.py", select=None) == (0, f"model.py::build_model: {no_evidence_risk()}\n" + ASSUMED +
+    assert run("model.py", select=None) == (0, f"model.py::build_model: {no_evidence_risk('GL2')}\n" + ASSUMED +
                                             "Found 0 findings in 1 model.\n", "")
 
 
@@ -164,7 +164,7 @@ def test_healthy_model_with_full_config(workdir):
     ('[tool.gradlint]\nfail_on = "error"\n', "unknown key tool.gradlint.fail_on; did you mean 'fail-on'?"),
     ('[tool.gradlint]\nxyz = 1\n', "unknown key tool.gradlint.xyz (expected one of: select, extend-select, ignore, "
                                    "external, per-file-ignores, severity, fail-on, output-format, baseline, probe, "
-                                   "models)"),
+                                   "models, jobs, timeout, max-memory)"),
     ('[tool.gradlint]\nselect = "GL2"\n', "tool.gradlint.select must be a list of strings, not a string"),
     ('[tool.gradlint]\nselect = ["GL299"]\n', "tool.gradlint.select: unknown rule selector 'GL299': matches no "
                                               "rule code or name (see gradlint --list-rules)"),

@@ -176,7 +176,8 @@ def synthetic(severity: Severity, n: int, path: str = "m.py") -> list[Finding]:
 
 
 def report(*findings: Finding) -> ModelReport:
-    return ModelReport(target="m.py::build_model", path="m.py", risk=0.5, level="medium", findings=findings)
+    return ModelReport(target="m.py::build_model", path="m.py", risk=0.5, level="medium", findings=findings,
+                       linted=True)
 
 
 def test_github_escapes_and_orders(workdir):

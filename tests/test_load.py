@@ -63,7 +63,7 @@ def test_import_string_form(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code, out = run("mypkg.nets:build_model")
     assert code == 0, out
-    assert f"mypkg.nets:build_model: {no_evidence_risk()}" in out
+    assert f"mypkg.nets:build_model: {no_evidence_risk('GL201')}" in out
 
 
 @pytest.mark.parametrize("source,expected_target", [
@@ -113,7 +113,7 @@ def test_bad_input_is_one_line_error_and_others_still_linted(tmp_path, name):
     assert code == 2
     assert f"{bad}: error: {cause}" in out
     assert "Traceback" not in out
-    assert f"{good}::build_model: {no_evidence_risk()}" in out  # the other file was still linted
+    assert f"{good}::build_model: {no_evidence_risk('GL201')}" in out  # the other file was still linted
     assert out.count("error:") == 1
 
 

@@ -22,7 +22,7 @@ EXPECT = re.compile(r"#\s*expect:\s*(GL\d{3})")
 
 @pytest.mark.parametrize("rule,kind,index,source", CASES, ids=[f"{r.code}-{k}{i}" for r, k, i, _ in CASES])
 def test_rule_example(tmp_path, rule, kind, index, source):
-    report = lint_source(tmp_path, source, select=[rule.code])
+    report = lint_source(tmp_path, source, select=[rule.code, *rule.EXAMPLE_SELECT])
     assert report.error is None, report.error
     hits = [f for f in report.findings if f.code == rule.code]
     if kind == "valid":

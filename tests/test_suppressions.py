@@ -70,7 +70,7 @@ def test_file_level_noqa_skips_the_file(workdir):
 def test_file_level_noqa_with_codes(workdir):
     _, risk = gl201()
     (workdir / "model.py").write_text("# gradlint: noqa: GL201\n" + BROKEN)
-    assert run("model.py") == (0, f"model.py::build_model: {no_evidence_risk()}\n" + ASSUMED +
+    assert run("model.py") == (0, f"model.py::build_model: {no_evidence_risk('GL201,GL901')}\n" + ASSUMED +
                                "Found 0 findings in 1 model.\n", "")
 
 

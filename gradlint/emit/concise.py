@@ -14,17 +14,23 @@ def finding_line(finding: Finding) -> str:
     return f"{loc.path}:{loc.line}:{loc.col}: {finding.code} [{finding.severity.value}] {module}{finding.message}"
 
 
-def render(reports: Sequence[ModelReport], quiet: bool = False, baseline=None) -> str:
+def render_model(report: ModelReport, quiet: bool = False, first: bool = True) -> str:
+    """One target's lines: its error or findings, then (unless quiet) its risk and assumptions."""
     lines: list[str] = []
-    for report in reports:
-        if report.error is not None:
-            lines.append(error_line(report))
-            if not report.linted:
-                continue
+    if report.error is not None:
+        lines.append(error_line(report))
+    if report.linted:
         lines.extend(finding_line(f) for f in report.findings)
-        if not quiet:
+        if not quiet and report.error is None:
             lines.append(risk_line(report))
             lines.extend(f"  assumed {a}" for a in report.assumptions)
-    if not quiet:
-        lines.extend(summary_lines(reports, baseline))
-    return "\n".join(lines) + ("\n" if lines else "")
+    return "".join(line + "\n" for line in lines)
+
+
+def render_end(reports: Sequence[ModelReport], quiet: bool = False, baseline=None, first: bool = True) -> str:
+    """What follows the last target: the summary."""
+    return "" if quiet else "".join(line + "\n" for line in summary_lines(reports, baseline))
+
+
+def render(reports: Sequence[ModelReport], quiet: bool = False, baseline=None) -> str:
+    return "".join(render_model(r, quiet) for r in reports) + render_end(reports, quiet, baseline)

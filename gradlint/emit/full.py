@@ -26,21 +26,34 @@ def render_finding(finding: Finding) -> list[str]:
     return lines
 
 
-def render(reports: Sequence[ModelReport], quiet: bool = False, baseline=None) -> str:
-    lines: list[str] = []
-    for report in reports:
-        if report.error is not None:
-            lines += [error_line(report), ""]
-            if not report.linted:
-                continue
-        for finding in report.findings:
-            lines += render_finding(finding) + [""]
-        if not quiet:
-            lines.append(risk_line(report))
-            lines.extend(f"  assumed {a}" for a in report.assumptions)
+def render_model(report: ModelReport, quiet: bool = False, first: bool = True) -> str:
+    """One target's paragraphs: its error, each finding, then (unless quiet) its risk, assumptions
+    and cost. Paragraphs are separated by a blank line, also from what was printed before
+    (unless `first`)."""
+    paragraphs: list[list[str]] = []
+    if report.error is not None:
+        paragraphs.append([error_line(report)])
+    if report.linted:
+        paragraphs.extend(render_finding(finding) for finding in report.findings)
+        if not quiet and report.error is None:
             passes = report.passes
-            lines.append(f"  cost: {passes.get('forward', 0)} forward, {passes.get('backward', 0)} backward pass(es)")
-            lines.append("")
-    if not quiet:
-        lines.extend(summary_lines(reports, baseline))
-    return "\n".join(lines).rstrip("\n") + "\n"
+            paragraphs.append([risk_line(report), *(f"  assumed {a}" for a in report.assumptions),
+                               f"  cost: {passes.get('forward', 0)} forward, {passes.get('backward', 0)} "
+                               "backward pass(es)"])
+    return _join(paragraphs, first)
+
+
+def render_end(reports: Sequence[ModelReport], quiet: bool = False, baseline=None, first: bool = True) -> str:
+    return "" if quiet else _join([summary_lines(reports, baseline)], first)
+
+
+def render(reports: Sequence[ModelReport], quiet: bool = False, baseline=None) -> str:
+    text = ""
+    for report in reports:
+        text += render_model(report, quiet, first=not text)
+    return text + render_end(reports, quiet, baseline, first=not text)
+
+
+def _join(paragraphs: list[list[str]], first: bool) -> str:
+    text = "\n".join("".join(line + "\n" for line in paragraph) for paragraph in paragraphs if paragraph)
+    return text if first or not text else "\n" + text

@@ -10,12 +10,19 @@ from collections.abc import Sequence
 from gradlint.findings import ModelReport
 
 
-def render(reports: Sequence[ModelReport], quiet: bool = False, baseline=None) -> str:
+def render_model(report: ModelReport, quiet: bool = False, first: bool = True) -> str:
     lines = []
-    for report in reports:
-        if report.error is not None:
-            lines.append({"target": report.target, "path": report.path, "error": report.error})
-        elif report.not_run:
-            lines.append({"target": report.target, "path": report.path, "note": report.not_run})
-        lines.extend({"target": report.target, **finding.to_dict()} for finding in report.findings)
+    if report.error is not None:
+        lines.append({"target": report.target, "path": report.path, "error": report.error})
+    elif report.not_run:
+        lines.append({"target": report.target, "path": report.path, "note": report.not_run})
+    lines.extend({"target": report.target, **finding.to_dict()} for finding in report.findings)
     return "".join(json.dumps(line) + "\n" for line in lines)
+
+
+def render_end(reports: Sequence[ModelReport], quiet: bool = False, baseline=None, first: bool = True) -> str:
+    return ""
+
+
+def render(reports: Sequence[ModelReport], quiet: bool = False, baseline=None) -> str:
+    return "".join(render_model(r, quiet) for r in reports)

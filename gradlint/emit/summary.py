@@ -30,8 +30,13 @@ def summary_line(reports: Sequence[ModelReport]) -> str:
 
 
 def risk_line(report: ModelReport) -> str:
+    """`target: risk 0.99 (high); causes: ...`, saying what the risk could not weigh, or why there
+    is none."""
+    if report.risk is None:
+        return f"{report.target}: no risk ({'; '.join(report.incomplete)})"
+    incomplete = f", incomplete: {', '.join(report.incomplete)}" if report.incomplete else ""
     causes = f"; causes: {', '.join(report.causes)}" if report.causes else ""
-    return f"{report.target}: risk {report.risk:.2f} ({report.level}){causes}"
+    return f"{report.target}: risk {report.risk:.2f} ({report.level}{incomplete}){causes}"
 
 
 def error_line(report: ModelReport) -> str:
