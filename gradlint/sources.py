@@ -16,6 +16,7 @@ import stat
 import tokenize
 
 from gradlint.errors import LoadError
+from gradlint.locations import display_path
 
 # Hand-written model files are tens of kilobytes (the largest Hugging Face modeling files, a few
 # hundred). A .py file over 4 MB is generated data (weight tables, protobuf modules, vendored
@@ -28,6 +29,8 @@ UTF16 = "not Python source: a UTF-16 file (Python reads UTF-8, or the encoding a
 
 # PEP 263's coding line, as the tokenizer recognises it on line 1 or 2.
 _CODING_LINE = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*[-\w.]+")
+# How Python's own SyntaxError messages begin when the bytes, not the syntax, are at fault.
+_ENCODING_ERRORS = ("(unicode error)", "unknown encoding", "encoding problem")
 _FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
                (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
 
@@ -124,6 +127,22 @@ def python_source(data: bytes) -> str:
 def read_python_source(path: str) -> str:
     """read_source, then python_source: the file's text, or SourceError with the reason."""
     return python_source(read_source(path))
+
+
+def syntax_error_message(error: SyntaxError) -> str:
+    """One line for a SyntaxError that importing a file raised. Python reports bytes that are no
+    source at all (null bytes) with no line, and undecodable bytes as a "(unicode error)": both
+    are named here for what they are, with the file when Python says which."""
+    if error.lineno is None and "null bytes" in str(error.msg):
+        return NULL_BYTES
+    if str(error.msg).startswith(_ENCODING_ERRORS) and error.filename and os.path.isfile(error.filename):
+        try:
+            read_python_source(error.filename)
+        except SourceError as reason:
+            return f"{display_path(error.filename)}: {reason}"
+    if error.lineno is None:
+        return f"syntax error: {error.msg}"
+    return f"syntax error at line {error.lineno}: {error.msg}"
 
 
 def text_for_scan(data: bytes) -> str:
