@@ -21,7 +21,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from gradlint import stages
+from gradlint import sources, stages
 from gradlint.discover import Target
 from gradlint.errors import LoadError
 from gradlint.findings import Location
@@ -60,8 +60,10 @@ def load_target(target: Target, overrides: Overrides = Overrides()) -> ModelSpec
 
 def import_file(path: str) -> Any:
     """Import a .py file as a fresh module, writing nothing next to it (no __pycache__)."""
-    if not os.path.isfile(path):
-        raise LoadError("no such file")
+    # Read and decoded first, as Python will: a FIFO, a device, a huge, binary or undecodable
+    # file gets a one-line reason (SourceError, a LoadError) instead of a hang or a bare
+    # "syntax error at line None".
+    sources.read_python_source(path)
     absolute = os.path.abspath(path)
     module_name = "gradlint_target_" + hashlib.sha1(absolute.encode()).hexdigest()[:12]
     spec = importlib.util.spec_from_file_location(module_name, absolute)
@@ -77,7 +79,7 @@ def import_file(path: str) -> Any:
         except BaseException as error:
             sys.modules.pop(module_name, None)
             if isinstance(error, SyntaxError):
-                raise LoadError(f"syntax error at line {error.lineno}: {error.msg}") from error
+                raise LoadError(sources.syntax_error_message(error)) from error
             if isinstance(error, ImportError):
                 raise LoadError(f"import failed: {type(error).__name__}: {error}") from error
             if isinstance(error, Exception):
@@ -91,7 +93,7 @@ def _import_string_module(module_name: str) -> Any:
         try:
             return importlib.import_module(module_name)
         except SyntaxError as error:
-            raise LoadError(f"syntax error at line {error.lineno}: {error.msg}") from error
+            raise LoadError(sources.syntax_error_message(error)) from error
         except ImportError as error:
             raise LoadError(f"import failed: {type(error).__name__}: {error}") from error
         except Exception as error:

@@ -29,6 +29,7 @@ import tokenize
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
+from gradlint import sources
 from gradlint.config import PathIgnore
 from gradlint.findings import Finding, Fix, Location, Severity
 from gradlint.locations import display_path
@@ -126,11 +127,12 @@ def parse_file(path: str) -> list[Directive]:
 
 @functools.lru_cache(maxsize=256)
 def _parse_cached(path: str, _mtime: int, _size: int) -> tuple[Directive, ...]:
+    """A file that cannot be read or decoded as Python source has no directives: the loader
+    reports why when the file is linted, and a directory scan must not fail on it."""
     try:
-        with open(path, "rb") as handle:
-            source = handle.read()
-        tokens = list(tokenize.tokenize(io.BytesIO(source).readline))
-    except (OSError, SyntaxError, tokenize.TokenError):
+        source = sources.read_python_source(path)
+        tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
+    except (sources.SourceError, SyntaxError, tokenize.TokenError):
         return ()
     return tuple(_directives(tokens, path))
 

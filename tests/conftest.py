@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+
 import pytest
 
 from gradlint.discover import Target
@@ -61,3 +64,19 @@ def risk_text(model: dict) -> str:
     """`0.03 (low)` or `0.03 (low, incomplete: ...)`: a json model's risk as the text formats show it."""
     incomplete = f", incomplete: {', '.join(model['risk_incomplete'])}" if model.get("risk_incomplete") else ""
     return f"{model['risk']:.2f} ({model['level']}{incomplete})"
+
+
+@contextlib.contextmanager
+def never_blocks(seconds: float = 10.0):
+    """Fail the test instead of hanging the suite when the code under test blocks forever (in
+    open() on a FIFO, say): SIGALRM interrupts the system call and the handler raises."""
+    def blocked(_signum, _frame):
+        raise AssertionError(f"still blocked after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, blocked)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

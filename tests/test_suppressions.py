@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 
 import pytest
 
 from gradlint import suppress
+from gradlint.sources import MAX_SOURCE_BYTES
 from tests._gl201 import ASSUMED, BROKEN, FC1, FC2, HEALTHY, finding, gl201, run, with_comment
-from tests.conftest import no_evidence_risk
+from tests.conftest import never_blocks, no_evidence_risk
 
 
 @pytest.fixture
@@ -208,6 +210,32 @@ def test_parse_file(tmp_path):
         ("# noqa: GL201", ("GL201",), 8, 8, 8, 1),
     ]
     assert not suppress.file_exempt(str(path))
+
+
+def test_parse_file_decodes_as_python_does_and_never_raises(tmp_path):
+    declared = tmp_path / "declared.py"
+    declared.write_bytes(b"# -*- coding: latin-1 -*-\n# gradlint: noqa\ns = 'caf\xe9'\n")
+    # Python cannot read these: they have no directives. (Past line 2, where the tokenizer no
+    # longer looks for a coding line, bad bytes used to raise UnicodeDecodeError.)
+    undeclared = tmp_path / "undeclared.py"
+    undeclared.write_bytes(b"# gradlint: noqa\nimport torch\ns = 'caf\xe9'\n")
+    binary = tmp_path / "binary.py"
+    binary.write_bytes(b"# gradlint: noqa\nimport torch\n" + bytes(range(256)))
+    large = tmp_path / "large.py"  # over the size cap: never read, never linted
+    large.write_text("# gradlint: noqa\n" + "#" * MAX_SOURCE_BYTES + "\n")
+    assert suppress.file_exempt(str(declared))
+    for path in (undeclared, binary, large):
+        assert suppress.parse_file(str(path)) == [] and not suppress.file_exempt(str(path))
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs and /dev/zero are POSIX")
+def test_parse_file_reads_only_regular_files(tmp_path):
+    os.mkfifo(tmp_path / "fifo.py")  # open() would wait for a writer forever
+    os.symlink("/dev/zero", tmp_path / "zero.py")  # read() would never end
+    with never_blocks():
+        for name in ("fifo.py", "zero.py"):
+            assert suppress.parse_file(str(tmp_path / name)) == []
+            assert not suppress.file_exempt(str(tmp_path / name))
 
 
 def test_class_line_suppresses_whole_model_findings(workdir):

@@ -19,6 +19,7 @@ from onnx.external_data_helper import uses_external_data
 
 from gradlint.errors import LoadError
 from gradlint.onnx.tensors import external_data, nbytes
+from gradlint.sources import file_problem
 
 LFS_POINTER = b"version https://git-lfs.github.com/spec/v1"
 
@@ -27,6 +28,7 @@ def load_onnx(path: str) -> onnx.ModelProto:
     _check_file(path)
     model = _parse(path)
     base_dir = os.path.dirname(os.path.abspath(path))
+    _check_external_inside(model, base_dir)
     _check_external_files(model, base_dir)
     try:
         onnx.checker.check_model(path)
@@ -41,8 +43,9 @@ def load_onnx(path: str) -> onnx.ModelProto:
 
 
 def _check_file(path: str) -> None:
-    if not os.path.isfile(path):
-        raise LoadError("no such file")
+    problem = file_problem(path)  # a FIFO would block the read below; a device never ends
+    if problem is not None:
+        raise LoadError(problem)
     with open(path, "rb") as file:
         head = file.read(len(LFS_POINTER))
     if not head:
@@ -64,6 +67,40 @@ def _parse(path: str) -> onnx.ModelProto:
         missing = "ir_version" if not model.ir_version else "graph"
         raise LoadError(f"not an ONNX model (no {missing}; truncated or another format?)")
     return model
+
+
+def _check_external_inside(model: onnx.ModelProto, base_dir: str) -> None:
+    """Refuse external data that resolves outside the model's folder, before anything reads it:
+    a model file must not make gradlint read (and report statistics of) other files. The
+    checker refuses such paths too, but not in every onnx release gradlint accepts (symbolic
+    links were only refused in 1.21), so gradlint does not rely on it. Real paths: `..`, an
+    absolute location and a symbolic link anywhere along the path are all resolved."""
+    folder = os.path.realpath(base_dir)
+    for tensor in _tensors(model.graph):
+        if not uses_external_data(tensor):
+            continue
+        location = next((entry.value for entry in tensor.external_data if entry.key == "location"), "")
+        if "\0" in location:
+            raise LoadError(f"external data for tensor {_printable(tensor.name)} has a location that is no path: "
+                            f"{location!r}")
+        if not _inside(folder, os.path.realpath(os.path.join(base_dir, location))):
+            raise LoadError(f"external data for tensor {_printable(tensor.name)} points outside the model's "
+                            f"folder: {_printable(location, quote=False)}")
+
+
+def _inside(folder: str, path: str) -> bool:
+    try:
+        return os.path.commonpath([folder, path]) == folder
+    except ValueError:  # on another drive (Windows)
+        return False
+
+
+def _printable(text: str, quote: bool = True) -> str:
+    """Text from the model file, kept on one line: quoted as it is, or repr'd when it holds
+    control characters (a newline in a tensor name must not split the error line)."""
+    if not text.isprintable():
+        return repr(text)
+    return f"'{text}'" if quote else text
 
 
 def _check_external_files(model: onnx.ModelProto, base_dir: str) -> None:

@@ -83,7 +83,7 @@ def test_text_file(tmp_path):
 
 
 def test_missing_file(tmp_path):
-    assert _load_error(tmp_path / "absent.onnx") == "no such file"
+    assert _load_error(tmp_path / "absent.onnx") == "no such file or directory"
 
 
 def test_invalid_model(tmp_path):
@@ -115,6 +115,82 @@ def test_missing_external_data_file(tmp_path):
     os.remove(tmp_path / "weights.bin")
     message = _load_error(path)
     assert "weights.bin" in message and "not found" in message
+
+
+# -- external data must stay inside the model's folder -------------------------------------------
+# The checker of older onnx releases lets these through (and none before 1.21 refuses symbolic
+# links), after which the converter would read the file the location leads to: gradlint checks
+# itself, before anything is read.
+
+def _relocate(path: str, location: str) -> None:
+    """Point every external tensor of the saved model at `location`, as a crafted file would."""
+    model = onnx.load(path, load_external_data=False)
+    for tensor in model.graph.initializer:
+        for entry in tensor.external_data:
+            if entry.key == "location":
+                entry.value = location
+    with open(path, "wb") as file:
+        file.write(model.SerializeToString())
+
+
+@pytest.fixture
+def outside(tmp_path):
+    """A model folder, and a file outside it that holds valid weights (so only containment stops them)."""
+    folder = tmp_path / "model"
+    folder.mkdir()
+    path = _save_external(_linear_model(), folder)
+    (tmp_path / "secret").mkdir()
+    os.rename(folder / "weights.bin", tmp_path / "secret" / "secret.bin")
+    return path, folder, tmp_path / "secret"
+
+
+def test_external_data_through_a_symlinked_file_outside_the_folder(outside):
+    path, folder, secret = outside
+    os.symlink(secret / "secret.bin", folder / "weights.bin")
+    assert _load_error(path) == "external data for tensor 'weight' points outside the model's folder: weights.bin"
+
+
+def test_external_data_through_a_symlinked_folder_outside(outside):
+    path, folder, secret = outside
+    os.symlink(secret, folder / "data")
+    _relocate(path, "data/secret.bin")
+    assert _load_error(path) == \
+        "external data for tensor 'weight' points outside the model's folder: data/secret.bin"
+
+
+def test_external_data_location_with_dot_dot(outside):
+    path, folder, secret = outside
+    _relocate(path, "../secret/secret.bin")
+    assert _load_error(path) == \
+        "external data for tensor 'weight' points outside the model's folder: ../secret/secret.bin"
+
+
+def test_external_data_location_that_is_absolute(outside):
+    path, folder, secret = outside
+    _relocate(path, str(secret / "secret.bin"))
+    assert _load_error(path) == \
+        f"external data for tensor 'weight' points outside the model's folder: {secret / 'secret.bin'}"
+
+
+def test_external_data_in_a_subfolder_of_a_symlinked_model_folder_still_loads(tmp_path):
+    # A guard against refusing too much: the model's folder is reached through a symbolic link
+    # (its real path is compared, not the link's), and the weights lie in a subfolder of it.
+    real = tmp_path / "real"
+    real.mkdir()
+    path = _save_external(_linear_model(), real)
+    (real / "data").mkdir()
+    os.rename(real / "weights.bin", real / "data" / "w.bin")
+    _relocate(path, "data/w.bin")
+    os.symlink(real, tmp_path / "link")
+    converted = to_torch(load_onnx(str(tmp_path / "link" / "model.onnx")))
+    x = torch.randn(2, 4)
+    torch.testing.assert_close(converted(x), torch.tanh(x @ (torch.arange(12.0).reshape(3, 4) / 10).T + 1))
+
+
+def test_a_fifo_named_as_a_model_is_not_opened(tmp_path):
+    fifo = tmp_path / "model.onnx"
+    os.mkfifo(fifo)
+    assert _load_error(fifo) == "not a regular file (a FIFO)"
 
 
 def test_example_inputs_fill_dynamic_dimensions():
