@@ -94,7 +94,7 @@ def _scan_directory(root: str) -> list[Target]:
     for directory, subdirs, files in os.walk(root, followlinks=False):
         subdirs[:] = sorted(d for d in subdirs if d not in _SKIPPED_DIRS and not d.endswith(".egg-info"))
         for filename in sorted(files):
-            path = os.path.join(directory, filename)
+            path = os.path.normpath(os.path.join(directory, filename))  # `gradlint .` prints x.py, not ./x.py
             if filename.endswith(".onnx"):
                 target = _scanned_onnx_file(path)
             elif filename.endswith(".py"):

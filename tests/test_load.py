@@ -252,7 +252,7 @@ def test_a_missing_path_is_an_error_and_the_others_are_still_linted(tmp_path, na
     code, out = run(missing, good)
     assert code == 2
     assert f"{missing}: error: no such file or directory" in out
-    assert f"{good}::build_model: {no_evidence_risk()}" in out
+    assert f"{good}::build_model: {no_evidence_risk('GL201')}" in out
 
 
 # Files Python cannot read as source: the cause, not "syntax error at line None".
@@ -278,7 +278,7 @@ def test_a_file_python_cannot_read_is_a_one_line_error(tmp_path, name):
     assert code == 2
     assert f"{bad}: error: {cause}" in out
     assert "Traceback" not in out and out.count("error:") == 1
-    assert f"{good}::build_model: {no_evidence_risk()}" in out
+    assert f"{good}::build_model: {no_evidence_risk('GL201')}" in out
 
 
 def test_a_scan_reads_latin1_files_by_their_coding_line(tmp_path):
@@ -289,7 +289,7 @@ def test_a_scan_reads_latin1_files_by_their_coding_line(tmp_path):
     undeclared.write_bytes(LATIN1_MODEL)
     code, out = run(str(tmp_path / "models"))
     assert code == 2
-    assert f"{declared}::build_model: {no_evidence_risk()}" in out
+    assert f"{declared}::build_model: {no_evidence_risk('GL201')}" in out
     assert f"{undeclared}: error: {UNREADABLE['latin1.py'][1]}" in out
     assert "Traceback" not in out
 
@@ -316,7 +316,7 @@ def test_a_fifo_or_device_named_explicitly_is_a_one_line_error(tmp_path):
     assert code == 2
     assert f"{fifo}: error: not a regular file (a FIFO)" in out
     assert f"{zero}: error: not a regular file (a character device)" in out
-    assert f"{good}::build_model: {no_evidence_risk()}" in out
+    assert f"{good}::build_model: {no_evidence_risk('GL201')}" in out
 
 
 def test_file_without_model_does_not_import_torch(tmp_path):

@@ -1,0 +1,6 @@
+# expect: error: build_model() raised ValueError: bad width
+import torch
+
+
+def build_model():
+    raise ValueError("bad width")

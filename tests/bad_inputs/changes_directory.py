@@ -1,0 +1,23 @@
+# expect: lints
+# A script that moves to another folder at import: findings still point at this file.
+import os
+
+import torch
+import torch.nn as nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(16, 16)
+        self.fc2 = nn.Linear(16, 4)
+
+    def forward(self, x):
+        return self.fc2(torch.relu(self.fc1(x)))
+
+
+def build_model():
+    return Net()
+
+
+os.chdir("/")

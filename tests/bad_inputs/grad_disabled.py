@@ -1,0 +1,21 @@
+# expect: lints
+# Global autograd switched off at import: a training step turns it on, and so does gradlint.
+import torch
+import torch.nn as nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(16, 16)
+        self.fc2 = nn.Linear(16, 4)
+
+    def forward(self, x):
+        return self.fc2(torch.relu(self.fc1(x)))
+
+
+def build_model():
+    return Net()
+
+
+torch.set_grad_enabled(False)
