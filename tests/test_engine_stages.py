@@ -19,7 +19,7 @@ from gradlint.engine import ModelFailed, Settings, lint_spec, lint_target
 from gradlint.errors import LoadError
 from gradlint.findings import Severity, Stage
 from gradlint.load import Overrides, load_target
-from gradlint.registry import rule_by_code
+from gradlint.registry import all_rules, rule_by_code
 from gradlint.rule import Rule, RuleContext
 from tests.conftest import risk_text
 
@@ -323,3 +323,42 @@ def test_lint_spec_raises_with_the_static_report(workdir, probes):
 def test_gl401_is_static():
     assert rule_by_code("GL401").stages == frozenset({Stage.STATIC})
     assert rule_by_code("GL201").needs(Stage.TRACE)
+
+
+# -- a rule that fails costs only its own evidence ------------------------------------------------
+
+RULES = all_rules()
+
+
+def test_a_rule_out_of_memory_is_skipped_and_the_rest_reported(workdir, monkeypatch):
+    """torch's CPU allocator raises RuntimeError when an allocation is refused: the rule is
+    skipped for memory, the others' findings and the risk stay, and the risk names the gap."""
+    def refuse(self, ctx):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:118] DefaultCPUAllocator: can't allocate memory: "
+                           "you tried to allocate 4294967296 bytes. Error code 12 (Cannot allocate memory)")
+
+    monkeypatch.setattr(rule_by_code("GL604"), "check", refuse)
+    rules = tuple(r for r in RULES if r.code in {"GL401", "GL604", "GL902"})
+    report = lint_target(Target("working.py"), Settings(rules=rules), Overrides())
+    assert report.error is None and [f.code for f in report.findings] == ["GL401"]
+    assert report.risk is not None and report.incomplete[-1] == "GL604 out of memory"
+    assert report.assumptions[-1] == (
+        "rule GL604 skipped: out of memory (RuntimeError: [enforce fail at alloc_cpu.cpp:118] DefaultCPUAllocator: "
+        "can't allocate memory: you tried to allocate 4294967296 bytes. Error code 12 (Cannot allocate memory))")
+
+
+def test_a_rule_that_raises_is_gl902_and_the_risk_says_so(workdir, monkeypatch):
+    def crash(self, ctx):
+        raise ValueError("math domain error")
+
+    monkeypatch.setattr(rule_by_code("GL604"), "check", crash)
+    rules = tuple(r for r in RULES if r.code in {"GL401", "GL604", "GL902"})
+    report = lint_target(Target("working.py"), Settings(rules=rules), Overrides())
+    assert report.error is None
+    failed, batchnorm = report.findings  # by line: the model's class line 4, then the BatchNorm's
+    assert (failed.code, failed.location.line, batchnorm.code) == ("GL902", 4, "GL401")
+    assert failed.message == "rule GL604 (lookahead-diverges) could not run on this model: ValueError: math domain error"
+    assert report.risk is not None and report.incomplete[-1] == "GL604 failed"
+    # Without GL902 selected, the failure is still stated, among the assumptions.
+    report = lint_target(Target("working.py"), Settings(rules=rules[:2]), Overrides())
+    assert report.assumptions[-1] == "rule GL604 failed: ValueError: math domain error"
