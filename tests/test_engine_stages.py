@@ -355,8 +355,8 @@ def test_a_rule_that_raises_is_gl902_and_the_risk_says_so(workdir, monkeypatch):
     rules = tuple(r for r in RULES if r.code in {"GL401", "GL604", "GL902"})
     report = lint_target(Target("working.py"), Settings(rules=rules), Overrides())
     assert report.error is None
-    failed, batchnorm = report.findings  # by line: the model's class line 4, then the BatchNorm's
-    assert (failed.code, failed.location.line, batchnorm.code) == ("GL902", 4, "GL401")
+    failed, batchnorm = report.findings  # by line: the model's class (line 5), then the BatchNorm
+    assert (failed.code, failed.location.line, batchnorm.code) == ("GL902", 5, "GL401")
     assert failed.message == "rule GL604 (lookahead-diverges) could not run on this model: ValueError: math domain error"
     assert report.risk is not None and report.incomplete[-1] == "GL604 failed"
     # Without GL902 selected, the failure is still stated, among the assumptions.
