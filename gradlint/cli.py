@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import signal
@@ -46,10 +47,26 @@ def _shape(value: str | None) -> tuple[int, ...] | None:
     return shape
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Command(click.Command):
+    """click, with gradlint's one error style: `gradlint: error: ...` on stderr and exit code 2 for
+    every usage error, click's own (an unknown option, a bad value) included."""
+
+    def main(self, *args, **kwargs):
+        try:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as error:
+            hint = " (see gradlint --help)" if isinstance(error, click.NoSuchOption) else ""
+            click.echo(f"gradlint: error: {error.format_message()}{hint}", err=True)
+            sys.exit(EXIT_ERROR)
+        except click.Abort:  # Ctrl-C while click itself was reading options
+            click.echo("gradlint: interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+
+
+@click.command(cls=_Command, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.argument("paths", nargs=-1)
-@click.option("--format", "--output-format", "output_format", type=click.Choice(list(FORMATS)),
-              help="Output format.  [default: concise, or output-format in the config]")
+@click.option("--output-format", "--format", "output_format", type=click.Choice(list(FORMATS)),
+              help="Output format (--format is an alias).  [default: concise, or output-format in the config]")
 @click.option("-o", "--output-file", metavar="FILE", help="Write the output to FILE instead of stdout.")
 @click.option("--statistics", is_flag=True, help="Print the number of findings per rule instead of the findings.")
 @click.option("--select", multiple=True, metavar="CODES", help="Rules to run, by code prefix or name (GL1, GL201).")
@@ -119,7 +136,7 @@ def _run(paths, *, output_format, output_file, statistics, select, extend_select
          input_shape, batch_size, lr, optimizer, loss, device, seed, no_probe, thorough, skip_non_models, jobs,
          timeout, max_memory, quiet, verbose) -> int:
     if list_rules:
-        click.echo(_rule_table(all_rules()), nl=False)
+        click.echo(_rule_list(all_rules(), output_format or "concise"), nl=False)
         return EXIT_CLEAN
     if explain:
         click.echo(_explanation(explain), nl=False)
@@ -134,8 +151,7 @@ def _run(paths, *, output_format, output_file, statistics, select, extend_select
         probe=not no_probe, input_shape=_shape(input_shape), lr=_learning_rate(lr), optimizer=optimizer, loss=loss,
         inline_suppressions=not ignore_noqa)
     limits = runner.Limits(timeout=_timeout(timeout, run_config), max_memory=_max_memory(max_memory, run_config))
-    if not paths:
-        raise UsageError("no paths given (try `gradlint samples/` or `gradlint --help`)")
+    paths = paths or (".",)  # as ruff: lint the working directory
     targets = [t for t in _targets(paths, finder, skip_non_models)
                if not (cli.inline_suppressions and t.kind == "python" and t.error is None
                        and suppress.file_exempt(t.path))]
@@ -318,11 +334,18 @@ def exit_code(reports, fail_on: Severity, exit_zero: bool) -> int:
     return EXIT_FINDINGS if failing else EXIT_CLEAN
 
 
-def _rule_table(rules) -> str:
+def _rule_list(rules, output_format: str) -> str:
+    """--list-rules: a table, or with --output-format json (or json-lines), one object per rule."""
+    records = [{"code": r.code, "name": r.name, "family": r.family, "severity": r.severity.value,
+                "needs": max(r.stages, key=list(Stage).index).value, "summary": r.summary()} for r in rules]
+    if output_format == "json":
+        return json.dumps(records, indent=2) + "\n"
+    if output_format == "json-lines":
+        return "".join(json.dumps(record) + "\n" for record in records)
+    if output_format not in ("concise", "full"):
+        raise UsageError(f"--list-rules prints concise, full, json or json-lines, not {output_format}")
     lines = [f"{'code':<6} {'name':<34} {'severity':<8} {'needs':<6} summary"]
-    for rule in rules:
-        needs = max(rule.stages, key=list(Stage).index).value
-        lines.append(f"{rule.code:<6} {rule.name:<34} {rule.severity.value:<8} {needs:<6} {rule.summary()}")
+    lines += [f"{r['code']:<6} {r['name']:<34} {r['severity']:<8} {r['needs']:<6} {r['summary']}" for r in records]
     return "\n".join(lines) + "\n"
 
 

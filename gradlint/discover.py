@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 from gradlint import sources
+from gradlint.locations import display_path
 
 # A file may define a model if it mentions torch and one of the names gradlint loads. Both run
 # over whole files and must stay linear in their size: `[ \t]` where `\s` would also span newlines
@@ -74,6 +75,9 @@ def expand(arguments: list[str], skip_non_models: bool = False) -> list[Target]:
 
 def _expand_one(argument: str) -> list[Target]:
     path, sep, name = argument.partition("::")
+    # Every line names a file the same way, as ruff does: relative to the working directory when
+    # under it (`./x.py` and `/home/me/proj/x.py` both print as x.py), else absolute.
+    path = display_path(path) if path else path
     if os.path.isdir(path) and not sep:
         return _scan_directory(path)
     if path.endswith(".onnx"):

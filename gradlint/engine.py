@@ -130,6 +130,7 @@ def lint_spec(spec: ModelSpec, settings: Settings) -> ModelReport:
         error=None if failure is None else str(failure),
         incomplete=_risk_gaps(settings, failures, ctx) if value is not None
         else (_no_risk_reason(settings, spec, failure),),
+        location=spec.model_location,
         linted=True,
     )
     if failure is not None:

@@ -101,6 +101,8 @@ class ModelReport:
     evidence: dict = field(default_factory=dict)  # the risk model's inputs (gradlint.risk)
     error: str | None = None
     incomplete: tuple[str, ...] = ()
+    # Where the model is defined (its class or factory), for formats that place the risk in a file.
+    location: Location | None = None
     # Whether rules ran: False for a target that failed to load (`error` only); True for a model
     # that failed to run too, whose `error` comes with the static rules' findings.
     linted: bool = False

@@ -12,6 +12,7 @@ import pytest
 from gradlint.emit import FORMATS, github
 from gradlint.findings import Finding, Fix, Location, ModelReport, Severity
 from tests._gl201 import BROKEN, FC2, HEALTHY, gl201, run, with_comment
+from tests.conftest import no_evidence_risk
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SYNTAX_ERROR = "syntax error at line 2: invalid syntax"
@@ -28,17 +29,28 @@ def workdir(tmp_path, monkeypatch):
     return tmp_path
 
 
+def model_risks(*paths: str) -> dict[str, dict]:
+    """target -> its risk fields, as `--format json` reports them."""
+    models = json.loads(run("--format", "json", *paths)[1])["models"]
+    return {m["target"]: {"risk": m["risk"], "level": m["level"], "causes": m["causes"],
+                          "risk_incomplete": m["risk_incomplete"]} for m in models}
+
+
 def test_json_lines(workdir):
     message, _ = gl201()
+    risks = model_risks("broken.py", "healthy.py")
     code, out, _ = run("--format", "json-lines", "broken.py", "healthy.py", "bad.py")
     assert code == 2
     assert [json.loads(line) for line in out.splitlines()] == [
         {"target": "broken.py::build_model", "code": "GL201", "name": "init-scale-too-large", "severity": "error",
          "message": message, "path": "broken.py", "line": 8, "col": 20, "module": "fc1",
          "fix": {"message": "initialize at the critical scale", "code": FIX_CODE}},
+        {"target": "broken.py::build_model", "path": "broken.py", **risks["broken.py::build_model"]},
+        {"target": "healthy.py::build_model", "path": "healthy.py", **risks["healthy.py::build_model"]},
         {"target": "bad.py", "path": "bad.py", "error": SYNTAX_ERROR},
     ]
-    assert out.splitlines()[1] == f'{{"target": "bad.py", "path": "bad.py", "error": "{SYNTAX_ERROR}"}}'
+    assert risks["healthy.py::build_model"]["risk_incomplete"] == ["29 of 30 rules not selected"]
+    assert out.splitlines()[3] == f'{{"target": "bad.py", "path": "bad.py", "error": "{SYNTAX_ERROR}"}}'
 
 
 # -- SARIF ---------------------------------------------------------------------------------------
@@ -60,6 +72,8 @@ def rule_descriptor(code: str) -> dict:
 
 def test_sarif(workdir):
     message, _ = gl201()
+    risks = {target: {"risk": r["risk"], "riskLevel": r["level"], "riskIncomplete": r["risk_incomplete"]}
+             for target, r in model_risks("broken.py", "stale.py").items()}
     code, out, _ = run("--format", "sarif", "broken.py", "stale.py", "bad.py")
     assert code == 2
     document = json.loads(out)
@@ -85,14 +99,20 @@ def test_sarif(workdir):
                                           "region": {"startLine": 8, "startColumn": 20, "endLine": 8,
                                                      "endColumn": 37}},
                      "logicalLocations": [{"fullyQualifiedName": "fc1", "kind": "module"}]}],
-                 "partialFingerprints": {"gradlintFinding/v1": fingerprints[0]}},
+                 "partialFingerprints": {"gradlintFinding/v1": fingerprints[0]},
+                 "properties": risks["broken.py::build_model"]},
                 {"ruleId": "GL901", "ruleIndex": 1, "level": "warning",
                  "message": {"text": "unused `# noqa: GL201` (unused: GL201)\nhelp: remove the comment"},
                  "locations": [{"physicalLocation": {"artifactLocation": {"uri": "stale.py"},
                                                      "region": {"startLine": 9, "startColumn": 38, "endLine": 9,
                                                                 "endColumn": 51}}}],
-                 "partialFingerprints": {"gradlintFinding/v1": fingerprints[1]}},
+                 "partialFingerprints": {"gradlintFinding/v1": fingerprints[1]},
+                 "properties": risks["stale.py::build_model"]},
             ],
+            "properties": {"models": [{"target": "broken.py::build_model", "path": "broken.py",
+                                       **risks["broken.py::build_model"]},
+                                      {"target": "stale.py::build_model", "path": "stale.py",
+                                       **risks["stale.py::build_model"]}]},
         }],
     }
     assert out.startswith('{\n  "$schema": "https://json.schemastore.org/sarif-2.1.0.json",\n  "version": "2.1.0",\n')
@@ -166,6 +186,10 @@ def test_github(workdir):
         f"%0A  help: initialize at the critical scale%0A      {FIX_CODE}\n"
         "::warning file=stale.py,line=9,col=38,title=gradlint (GL901)::stale.py:9:38: GL901 [warning] "
         "unused `# noqa: GL201` (unused: GL201)%0A  help: remove the comment\n"
+        f"::notice file=stale.py,line=5,title=gradlint risk%3A low::stale.py::build_model: "
+        f"risk {no_evidence_risk('GL201')[5:]}\n"
+        f"::notice file=broken.py,line=5,title=gradlint risk%3A low::broken.py::build_model: risk {gl201()[1]}; "
+        "causes: GL201 init-scale-too-large\n"
         "Found 2 findings in 2 models (1 error, 1 warning); 1 target failed to load.\n"
     )
 
@@ -197,13 +221,16 @@ def test_github_says_how_many_were_not_annotated(workdir):
     findings = [*synthetic(Severity.ERROR, 12), *synthetic(Severity.WARNING, 3), *synthetic(Severity.INFO, 10)]
     lines = github.render([report(*findings)]).splitlines()
     commands = [line.split(" ")[0] for line in lines]
-    # 10 errors, every warning, 9 notices (one is kept for the message), then plain log lines.
+    # 10 errors, every warning, 9 notices (the model's risk first; one is kept for the message),
+    # then plain log lines.
     assert commands[:22] == ["::error"] * 10 + ["::warning"] * 3 + ["::notice"] * 9
-    assert lines[22:25] == ["m.py:11:5: GL201 [error] layers.11: layer 11: 100%, a:b",
+    assert lines[13] == "::notice file=m.py,title=gradlint risk%3A medium::m.py::build_model: risk 0.50 (medium)"
+    assert lines[22:26] == ["m.py:11:5: GL201 [error] layers.11: layer 11: 100%, a:b",
                             "m.py:12:5: GL201 [error] layers.12: layer 12: 100%, a:b",
+                            "m.py:9:5: GL201 [info] layers.9: layer 9: 100%, a:b",
                             "m.py:10:5: GL201 [info] layers.10: layer 10: 100%, a:b"]
-    assert lines[25:] == [
-        "::notice title=gradlint::3 more findings not annotated (GitHub shows 10 annotations per level per step); "
+    assert lines[26:] == [
+        "::notice title=gradlint::4 more findings not annotated (GitHub shows 10 annotations per level per step); "
         "they are listed in the log above; upload --format sarif to code scanning to see all of them",
         "Found 25 findings in 1 model (12 errors, 3 warnings, 10 info).",
     ]

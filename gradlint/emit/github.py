@@ -2,7 +2,8 @@
 
 GitHub shows at most 10 annotations per level (error, warning, notice) per step and drops the
 rest silently, so errors come first, the findings beyond the limit are printed as plain log lines,
-and a last notice says how many were not annotated. SARIF (code scanning) has no such limit.
+and a last notice says how many were not annotated. SARIF (code scanning) has no such limit. Each
+linted model's risk is a notice on its definition, before the info findings (not with -q).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Sequence
 
 from gradlint.emit.concise import finding_line
 from gradlint.emit.paths import repo_path, repo_root
-from gradlint.emit.summary import error_line, summary_lines
+from gradlint.emit.summary import error_line, risk_line, summary_lines
 from gradlint.findings import Finding, ModelReport, Severity
 
 LIMIT = 10  # annotations per level per step
@@ -31,7 +32,12 @@ def render(reports: Sequence[ModelReport], quiet: bool = False, baseline=None) -
             properties = f"file={_property(repo_path(report.path, root))},title=gradlint (static rules only)"
             items.append(("warning", f"::warning {properties}::{_data(line)}", line))
     findings = sorted((f for r in reports for f in r.findings), key=lambda f: -f.severity.rank)
-    items.extend((_COMMANDS[f.severity], _annotation(f, root), finding_line(f)) for f in findings)
+    items.extend((_COMMANDS[f.severity], _annotation(f, root), finding_line(f)) for f in findings
+                 if f.severity != Severity.INFO)
+    if not quiet:  # the risks come before info findings: a notice over the limit is not annotated
+        items.extend(("notice", _risk_annotation(r, root), risk_line(r)) for r in reports
+                     if r.linted and r.error is None)
+    items.extend(("notice", _annotation(f, root), finding_line(f)) for f in findings if f.severity == Severity.INFO)
 
     counts = {level: sum(item[0] == level for item in items) for level in ("error", "warning", "notice")}
     overflow = sum(max(0, n - LIMIT) for n in counts.values())
@@ -66,6 +72,15 @@ def _annotation(finding: Finding, root: str) -> str:
         if finding.fix.code:
             message += "".join(f"\n      {line}" for line in finding.fix.code.splitlines())
     return f"::{_COMMANDS[finding.severity]} {properties}::{_data(message)}"
+
+
+def _risk_annotation(report: ModelReport, root: str) -> str:
+    """A notice on the model's definition: its risk, level and causes, the headline of the report."""
+    location = report.location
+    line = f",line={location.line}" if location is not None and location.path == report.path else ""
+    title = f"gradlint risk: {report.level}" if report.risk is not None else "gradlint: no risk"
+    properties = f"file={_property(repo_path(report.path, root))}{line},title={_property(title)}"
+    return f"::notice {properties}::{_data(risk_line(report))}"
 
 
 def _data(text: str) -> str:

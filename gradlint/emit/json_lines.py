@@ -1,6 +1,8 @@
-"""One JSON object per line: each finding with its target, each target that failed to load
-({"target", "path", "error"}), and each that only the static rules could lint ({"target", "path",
-"note"}). For streaming into log tools; `json` has the risk and summary."""
+"""One JSON object per line, streamed as each target finishes: a target that failed
+({"target", "path", "error"}), or one that only the static rules could lint ({"target", "path",
+"note"}); each finding with its target; then, for every linted model, its risk ({"target", "path",
+"risk", "level", "causes"}, with "risk_incomplete" when the risk could not weigh every rule, and a
+null risk when the model did not run). For log tools; `json` has the summary too."""
 
 from __future__ import annotations
 
@@ -17,6 +19,11 @@ def render_model(report: ModelReport, quiet: bool = False, first: bool = True) -
     elif report.not_run:
         lines.append({"target": report.target, "path": report.path, "note": report.not_run})
     lines.extend({"target": report.target, **finding.to_dict()} for finding in report.findings)
+    if report.linted and report.error is None:
+        lines.append({"target": report.target, "path": report.path,
+                      "risk": None if report.risk is None else round(report.risk, 4), "level": report.level,
+                      "causes": list(report.causes),
+                      **({"risk_incomplete": list(report.incomplete)} if report.incomplete else {})})
     return "".join(json.dumps(line) + "\n" for line in lines)
 
 
