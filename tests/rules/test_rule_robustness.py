@@ -87,6 +87,85 @@ def configure_optimizers(model):
     assert report.evidence["m:first_update_ratio"] == 0.0
 
 
+# -- 2. activations standardized by their batch statistics ------------------------------------------
+BATCH_STANDARDIZED = '''
+import torch
+import torch.nn as nn
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(16, 32)
+        self.fc2 = nn.Linear(32, 32{bias})
+        self.fc3 = nn.Linear(32, 4)
+
+    def forward(self, x):
+        h = self.fc1(x)
+        h = (h - h.mean(0)) / (h.std(0{unbiased}) + 1e-5)
+        return self.fc3(torch.relu(self.fc2(h)))
+
+def build_model():
+    return Net()
+
+def example_inputs():
+    return (torch.randn({rows}, 16, generator=torch.Generator().manual_seed(0)),)
+'''
+
+
+def test_batch_standardization_of_one_row_is_nan_not_a_crash(lint):
+    """One row: std(0) is NaN (no degrees of freedom), and so is everything after it. fc2 -> fc3
+    is a ReLU chain whose measured pre-activation scale is 0 (NaN counts as 0 in the statistics)."""
+    report = lint(BATCH_STANDARDIZED.format(bias="", unbiased="", rows=1))
+    assert report.error is None
+    assert codes(report) == ["GL501", "GL604"]
+    gl501 = next(f for f in report.findings if f.code == "GL501")
+    assert gl501.message.startswith("NaN first appears in the output of std from finite inputs")
+
+
+def test_batch_standardization_of_one_row_to_zeros(lint):
+    """The biased std of one row is 0, so the standardized features are exactly 0 and fc2 (no
+    bias) outputs 0: q = 0 before the ReLU counts as its small-signal limit (slope**2 = 1/2), not
+    as a gain of 0 that GL202 would call a vanishing initialization."""
+    report = lint(BATCH_STANDARDIZED.format(bias=", bias=False", unbiased=", unbiased=False", rows=1))
+    assert report.error is None
+    assert codes(report) == []
+
+
+SATURATED_STACK = '''
+import torch.nn as nn
+
+def build_model():
+    layers = []
+    for _ in range({depth}):
+        layer = nn.Linear(32, 32)
+        nn.init.normal_(layer.weight, std=100.0)
+        layers += [layer, nn.{activation}()]
+    return nn.Sequential(*layers, nn.Linear(32, 10))
+'''
+
+
+def test_relu6_saturated_everywhere_has_gain_zero(lint):
+    """Pre-activations of RMS ~500 sit above ReLU6's 6 almost everywhere: the measured gain of the
+    chain is 0, a real measurement GL202 reports instead of dividing by it."""
+    report = lint(SATURATED_STACK.format(depth=4, activation="ReLU6"), select=["GL202"])
+    assert report.error is None
+    (finding,) = report.findings
+    assert "compound a backward gain of 0 in mean square" in finding.message
+    assert finding.message.endswith("vanishes entirely (a gain of 0)")
+
+
+def test_hardtanh_saturated_everywhere_has_slopes_zero(lint):
+    """Past +-1 everywhere a hard tanh has slope 0: GL302's split of the gain into the slopes'
+    share and the weights' cannot divide by the slopes."""
+    report = lint(SATURATED_STACK.format(depth=8, activation="Hardtanh"))
+    assert report.error is None
+    assert codes(report) == ["GL101", "GL201", "GL301", "GL302"]
+    gl302 = next(f for f in report.findings if f.code == "GL302")
+    assert "the gradient's mean square shrinks to 0 across them (0x per layer); the activation slopes contribute 0," \
+        in gl302.message
+    assert gl302.fix.message.startswith("put a normalization layer after each weighted layer")
+
+
 # -- 5. lr 0 -----------------------------------------------------------------------------------------
 ZERO_LR = '''
 import torch
