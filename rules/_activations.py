@@ -65,9 +65,13 @@ def is_weighted(node) -> bool:
 
 def weight_gain(module) -> float:
     """sigma_w**2 = E[W**2] * fan_in: the mean-field weight variance (mean included, so a
-    constant init counts at its full size)."""
+    constant init counts at its full size). NaN when the weight holds NaN or Inf: it has no
+    scale to judge (GL501 reports the non-finite values), and every comparison with NaN is false."""
     weight = module.weight.detach().float()
-    return float(weight.pow(2).mean()) * weight[0].numel()
+    gain = float(weight.pow(2).mean()) * weight[0].numel()
+    if not math.isfinite(gain) and not bool(weight.isfinite().all()):
+        return math.nan
+    return gain
 
 
 # -- Activation slopes --------------------------------------------------------------------

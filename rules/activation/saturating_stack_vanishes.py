@@ -91,7 +91,7 @@ def build_model():
             if len(saturating) < MIN_STACK:
                 continue
             gain = chain.gain()
-            if gain >= GAIN_WARNING:
+            if not gain < GAIN_WARNING:  # also NaN: a weight holding NaN/Inf has no scale (GL501)
                 continue
             yield self._finding(ctx, chain, gain, len(saturating))
 

@@ -166,6 +166,97 @@ def test_hardtanh_saturated_everywhere_has_slopes_zero(lint):
     assert gl302.fix.message.startswith("put a normalization layer after each weighted layer")
 
 
+# -- 3. NaN weights -----------------------------------------------------------------------------------
+NAN_WEIGHT = '''
+import torch
+import torch.nn as nn
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(16, 32)
+        self.out = nn.Linear(32, 4)
+        self.fc.weight.data[0, 0] = float('nan')
+
+    def forward(self, x):
+        return self.out(torch.relu(self.fc(x)))
+
+def build_model():
+    return Net()
+
+def configure_optimizers(model):
+    return torch.optim.{optimizer}
+'''
+
+
+@pytest.mark.parametrize("optimizer", ["SGD(model.parameters(), lr=0.1, momentum=0.9)",
+                                       "AdamW(model.parameters(), lr=1e-3)"])
+def test_nan_weight_is_reported_by_gl501_alone(lint, optimizer):
+    """GL501 names the parameter; the init rules have no scale to judge in a NaN weight (GL201
+    used to report 'weight variance x fan_in is nan'), and GL604 sees the loss it causes."""
+    report = lint(NAN_WEIGHT.format(optimizer=optimizer))
+    assert report.error is None
+    assert codes(report) == ["GL501", "GL604"]
+    gl501 = next(f for f in report.findings if f.code == "GL501")
+    assert gl501.message == ("fc.weight holds NaN before training starts (1 of 512 entries); "
+                             "loss = nan, 4 of 4 parameter gradients non-finite")
+    assert gl501.module == "fc"
+
+
+NAN_EVERYWHERE = '''
+import torch
+import torch.nn as nn
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(50, 16)
+        self.rnn = nn.LSTM(16, 32, batch_first=True)
+        self.attn = nn.MultiheadAttention(32, 4, batch_first=True)
+        self.norm = nn.LayerNorm(32)
+        self.head = nn.Linear(32, 50)
+        with torch.no_grad():
+            self.rnn.weight_hh_l0[0, 0] = float('nan')
+            self.embed.weight[3, 3] = float('inf')
+
+    def forward(self, tokens):
+        h = self.rnn(self.embed(tokens))[0]
+        return self.head(self.norm(h + self.attn(h, h, h)[0]))
+
+def build_model():
+    return Net()
+
+def example_inputs():
+    return (torch.arange(48).reshape(4, 12) % 50,)
+'''
+
+# In a subprocess: before GL701 skipped non-finite recurrent weights, MKL's eigenvalue routine
+# crashed the whole process on them (a segmentation fault, not an exception).
+LINT_IN_SUBPROCESS = '''
+import json, pathlib, sys, tempfile
+from gradlint.discover import Target
+from gradlint.engine import Settings, lint_target
+from gradlint.load import Overrides
+from gradlint.registry import all_rules
+path = pathlib.Path(tempfile.mkdtemp()) / "model.py"
+path.write_text(sys.stdin.read())
+report = lint_target(Target(str(path)), Settings(rules=tuple(all_rules())), Overrides())
+print(json.dumps({"error": report.error, "findings": [[f.code, f.message] for f in report.findings]}))
+'''
+
+
+def test_non_finite_recurrent_embedding_and_attention_weights():
+    result = subprocess.run([sys.executable, "-c", LINT_IN_SUBPROCESS], input=NAN_EVERYWHERE, cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout.splitlines()[-1])
+    assert report["error"] is None
+    assert sorted(code for code, _ in report["findings"]) == ["GL501", "GL604"]
+    gl501 = next(message for code, message in report["findings"] if code == "GL501")
+    assert gl501.startswith("embed.weight holds Inf before training starts (1 of 800 entries) "
+                            "(and 1 more parameter); loss = nan")
+
+
 # -- 5. lr 0 -----------------------------------------------------------------------------------------
 ZERO_LR = '''
 import torch
