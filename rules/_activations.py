@@ -59,8 +59,12 @@ RECTIFIERS = frozenset({"ReLU", "relu", "relu_", "ReLU6", "relu6"})
 
 
 def is_weighted(node) -> bool:
+    """A Linear or convolution call whose weight sets a per-layer gain. Complex layers are not:
+    the critical gains (He, Glorot, chi_1) are derived for real weights feeding real activations,
+    and a complex weight read as real would lose its imaginary part."""
     weight = getattr(node.module, "weight", None)
-    return node.kind == "layer" and node.name in WEIGHTED and weight is not None and weight.dim() >= 2
+    return node.kind == "layer" and node.name in WEIGHTED and weight is not None and weight.dim() >= 2 \
+        and not weight.is_complex()
 
 
 def weight_gain(module) -> float:

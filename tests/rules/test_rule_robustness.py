@@ -257,6 +257,97 @@ def test_non_finite_recurrent_embedding_and_attention_weights():
                             "(and 1 more parameter); loss = nan")
 
 
+# -- 4. complex parameters ---------------------------------------------------------------------------
+COMPLEX = '''
+import torch
+import torch.nn as nn
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.mix = nn.Parameter(torch.randn(8, 8, dtype=torch.cfloat) / 8 ** 0.5)
+        self.c1 = nn.Linear(8, 8, dtype=torch.cfloat)
+        self.c2 = nn.Linear(8, 8, dtype=torch.cfloat)
+        self.fc = nn.Linear(8, 16)
+        self.out = nn.Linear(16, 4)
+
+    def forward(self, x):
+        z = self.c2(self.c1(x.to(torch.cfloat) @ self.mix))
+        return self.out(torch.relu(self.fc(z.real)))
+
+def build_model():
+    return Net()
+
+def example_inputs():
+    return (torch.randn(8, 8, generator=torch.Generator().manual_seed(0)),)
+
+def configure_optimizers(model):
+    return torch.optim.{optimizer}
+'''
+
+
+@pytest.mark.parametrize("optimizer", ["SGD(model.parameters(), lr=0.1, momentum=0.9)",  # GL602's Lanczos
+                                       "Adam(model.parameters(), lr=1e-3)"])  # GL603's line search
+def test_complex_parameters(lint, optimizer):
+    report = lint(COMPLEX.format(optimizer=optimizer))
+    assert report.error is None
+    assert codes(report) == []
+    assert report.evidence["m:first_update_ratio"] > 0  # GL601 measured the real weights' step
+
+
+# A complex weight and the same numbers as two real weights: the optimizer rules measure a complex
+# parameter as the pair of real ones autograd and torch.optim see, so every number must agree.
+AS_COMPLEX = '''
+        self.z = nn.Parameter(torch.complex(torch.randn(8, 8, generator=g), torch.randn(8, 8, generator=g)) / 3)
+
+    def forward(self, x):
+        h = x.to(torch.cfloat) @ self.z
+        h = torch.cat([h.real, h.imag], 1)
+'''
+AS_REAL = '''
+        self.a = nn.Parameter(torch.randn(8, 8, generator=g) / 3)
+        self.b = nn.Parameter(torch.randn(8, 8, generator=g) / 3)
+
+    def forward(self, x):
+        h = torch.cat([x @ self.a, x @ self.b], 1)
+'''
+PAIRED = '''
+import torch
+import torch.nn as nn
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.out = nn.Linear(16, 4)
+        g = torch.Generator().manual_seed(1){weights}        return self.out(torch.tanh(h))
+
+def build_model():
+    return Net()
+
+def example_inputs():
+    return (torch.randn(8, 8, generator=torch.Generator().manual_seed(2)) * 3,)
+
+def configure_optimizers(model):
+    return torch.optim.{optimizer}
+'''
+
+
+@pytest.mark.parametrize("optimizer,measured", [
+    ("SGD(model.parameters(), lr=30.0)", ("m:first_update_ratio", "m:lr_x_curvature")),
+    ("Adam(model.parameters(), lr=0.3)", ("m:first_update_ratio", "m:adam_step_curvature")),
+])
+def test_complex_parameter_measures_as_its_real_pair(lint, optimizer, measured):
+    as_complex = lint(PAIRED.format(weights=AS_COMPLEX, optimizer=optimizer), select=["GL60"])
+    as_real = lint(PAIRED.format(weights=AS_REAL, optimizer=optimizer), select=["GL60"])
+    assert as_complex.error is None and as_real.error is None
+    for feature in measured:
+        assert as_complex.evidence[feature] == pytest.approx(as_real.evidence[feature], rel=1e-4), feature
+    if optimizer.startswith("SGD"):  # lr 30 against a top eigenvalue of ~2: GL602 fires on both
+        (complex_602,) = [f for f in as_complex.findings if f.code == "GL602"]
+        (real_602,) = [f for f in as_real.findings if f.code == "GL602"]
+        assert complex_602.message == real_602.message
+
+
 # -- 5. lr 0 -----------------------------------------------------------------------------------------
 ZERO_LR = '''
 import torch
