@@ -378,3 +378,47 @@ def test_lr_zero_on_the_command_line_takes_no_step(tmp_path, optimizer):
                        Overrides(lr=0.0, optimizer=optimizer))
     assert report.error is None
     assert codes(report) == []
+
+
+# -- 6. an optimizer over another model's parameters --------------------------------------------------
+def optimizer_over(parameters: str) -> str:
+    return f'''
+import torch
+import torch.nn as nn
+
+class OtherNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(3, 3)
+        self.b = nn.Linear(3, 3)
+
+def build_model():
+    return nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 4))
+
+def configure_optimizers(model):
+    return torch.optim.SGD({parameters}, lr=0.1)
+'''
+
+
+@pytest.mark.parametrize("parameters,count", [
+    ("OtherNet().parameters()", 4),
+    ("[torch.zeros(3, requires_grad=True)]", 1),
+    ("build_model().parameters()", 4),  # a second copy of the model, not the one linted
+])
+def test_optimizer_over_parameters_that_are_not_the_models(lint, parameters, count):
+    report = lint(optimizer_over(parameters))
+    assert report.error == ("configure_optimizers() returned an optimizer over parameters that are not the "
+                            f"model's (0 of its {count} tensors belong to the model)")
+
+
+@pytest.mark.parametrize("parameters", [
+    "model[2].parameters()",  # a frozen backbone: only the head trains
+    "[*model.parameters(), torch.zeros(3, requires_grad=True)]",  # plus a loss's own weight
+])
+def test_optimizer_over_part_of_the_model_still_lints(lint, parameters):
+    source = optimizer_over(parameters).replace("    return torch.optim.SGD", "    model[0].requires_grad_(False)\n"
+                                                "    return torch.optim.SGD")
+    report = lint(source)
+    assert report.error is None
+    assert codes(report) == []
+    assert report.evidence["m:first_update_ratio"] > 0
