@@ -151,10 +151,12 @@ def spec_from_namespace(namespace: Any, path: str, name: str | None, overrides: 
     targets = _call_optional(namespace, "example_targets")
     loss_fn = getattr(namespace, "loss_fn", None)
     optimizer_object, optimizer = resolve_optimizer(namespace, model, overrides, assumptions)
-    clip = overrides.gradient_clip_val if overrides.gradient_clip_val is not None \
-        else getattr(namespace, "gradient_clip_val", None)
-    if clip is not None and not isinstance(clip, (int, float)):
-        raise LoadError(f"gradient_clip_val must be a number, not {type(clip).__name__}")
+    if overrides.gradient_clip_val is not None:
+        clip = overrides.gradient_clip_val
+        _check_clip(clip, "in the config")
+    else:
+        clip = getattr(namespace, "gradient_clip_val", None)
+        _check_clip(clip, "in the model file")
     return ModelSpec(
         target=label,
         path=path,
@@ -170,6 +172,22 @@ def spec_from_namespace(namespace: Any, path: str, name: str | None, overrides: 
         assumptions=tuple(assumptions),
         loss=overrides.loss,
     )
+
+
+def _check_clip(clip: Any, where: str) -> None:
+    """gradient_clip_val as Lightning reads it, with its silent failures made errors. None or 0
+    means no clipping, as in Lightning (Trainer's default is None, and its precision plugin skips
+    clipping when the value is <= 0), so both stay allowed. A negative value, which Lightning also
+    skips without a word, is a mistake; NaN makes clip_grad_norm_ write NaN into every gradient;
+    inf never clips; a bool is a number to Python (True clips at 1) but not what anyone means."""
+    import math
+
+    if clip is None:
+        return
+    if not isinstance(clip, (int, float)):
+        raise LoadError(f"gradient_clip_val must be a number, not {type(clip).__name__}")
+    if isinstance(clip, bool) or clip < 0 or not math.isfinite(clip):
+        raise LoadError(f"gradient_clip_val = {_number(clip)} {where}: must be a positive finite number")
 
 
 def _inside_torch_compile(model: Any) -> Any:

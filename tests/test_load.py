@@ -293,6 +293,25 @@ def test_lr_override_must_be_finite_and_not_negative(tmp_path, lr, shown):
     assert load_error(tmp_path, HEALTHY, Overrides(lr=lr, optimizer="SGD")) == message
 
 
+@pytest.mark.parametrize("value,shown", [("-1", "-1"), ("-0.5", "-0.5"), ("float('nan')", "nan"),
+                                         ("float('inf')", "inf"), ("True", "True")])
+def test_gradient_clip_val_must_be_a_positive_finite_number(tmp_path, value, shown):
+    message = f"gradient_clip_val = {shown} in the model file: must be a positive finite number"
+    assert load_error(tmp_path, HEALTHY + f"\ngradient_clip_val = {value}\n") == message
+
+
+def test_gradient_clip_val_zero_or_none_means_no_clipping_as_in_lightning(tmp_path):
+    from gradlint.discover import Target
+    from gradlint.load import Overrides, load_target
+
+    for value in ("0", "0.0", "None"):
+        path = write(tmp_path, f"clip_{value.replace('.', '_')}.py", HEALTHY + f"\ngradient_clip_val = {value}\n")
+        assert load_target(Target(path)).gradient_clip_val is None
+    # The config's value (an override) is checked the same way.
+    message = "gradient_clip_val = nan in the config: must be a positive finite number"
+    assert load_error(tmp_path, HEALTHY, Overrides(gradient_clip_val=float("nan"))) == message
+
+
 def test_cli_overrides_lr_and_optimizer(tmp_path):
     from gradlint.discover import Target
     from gradlint.load import Overrides, load_target
