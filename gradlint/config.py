@@ -322,7 +322,7 @@ def _parse(table: Any, path: str, prefix: str, text: str) -> Config:
         output_format=output_format,
         baseline=os.path.join(root, baseline) if baseline else None,
         batch_size=_positive(probe, "batch-size", int, prefix + "probe.", where),
-        seed=_typed(probe, "seed", int, prefix + "probe.", where),
+        seed=_seed(probe, prefix + "probe.", where),
         device=_typed(probe, "device", str, prefix + "probe.", where),
         thorough=_typed(probe, "thorough", bool, prefix + "probe.", where),
         models=tuple(models),
@@ -385,8 +385,28 @@ def _typed(table: dict, key: str, kind: type, prefix: str, where: str) -> Any:
 
 def _positive(table: dict, key: str, kind: type, prefix: str, where: str) -> Any:
     value = _typed(table, key, kind, prefix, where)
-    if value is not None and value <= 0:
+    if value is None:
+        return None
+    # TOML spells nan and inf as floats: an lr or a clipping value of either is no setting.
+    if kind is float and not (math.isfinite(value) and value > 0):
+        raise UsageError(f"{where}: {prefix}{key} must be a positive finite number, not {value!r}")
+    if value <= 0:
         raise UsageError(f"{where}: {prefix}{key} must be positive, not {value!r}")
+    return value
+
+
+# torch.manual_seed (and torch.Generator.manual_seed) take any 64-bit integer, unsigned or
+# signed, and wrap a negative one around 2**64 (-1 seeds as 2**64 - 1); beyond, they raise.
+SEED_LIMIT = 2**64
+
+
+def _seed(table: dict, prefix: str, where: str) -> int | None:
+    """A seed torch.manual_seed takes as written: it would wrap a negative one around to another
+    number, and raise on one of 2**64 or more."""
+    value = _typed(table, "seed", int, prefix, where)
+    if value is not None and not 0 <= value < SEED_LIMIT:
+        raise UsageError(f"{where}: {prefix}seed must be an integer from 0 to 2**64 - 1 (torch.manual_seed's "
+                         f"range), not {value!r}")
     return value
 
 

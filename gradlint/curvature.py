@@ -157,7 +157,7 @@ class LossSurface:
         # H v as the gradient of the scalar g . v rather than autograd.grad(g, grad_outputs=v): the
         # same vector-Jacobian product, but tensor grad_outputs make torch import sympy for its
         # shape check (~0.5 s, more than the whole curvature probe of a small model).
-        terms = [(g * v).sum() for g, v in zip(self._graph_gradient, vector) if g.requires_grad]
+        terms = [(_real(g) * _real(v)).sum() for g, v in zip(self._graph_gradient, vector) if g.requires_grad]
         if not terms:  # no gradient depends on the parameters twice over: nothing to differentiate
             raise RuntimeError("the gradient has no graph")
         product = torch.autograd.grad(sum(terms), self.params, retain_graph=True, allow_unused=True)
@@ -231,7 +231,7 @@ def top_eigenvalue(surface: LossSurface, iterations: int, start: Sequence[Any] |
     generator = torch.Generator().manual_seed(surface.seed)
     starts = [start] if start is not None else []
     while len(starts) < 1 + restarts:
-        starts.append([torch.randn(p.shape, generator=generator).to(p) for p in surface.params])
+        starts.append([_random_like(p, generator) for p in surface.params])
     estimates = [_lanczos(surface, vector, iterations) for vector in starts]
     return max(estimates, key=lambda estimate: estimate.value)
 
@@ -300,7 +300,7 @@ def _tensor_update(name: str, parameter: Any, gradient: Any, update: Any) -> Ten
     import torch
 
     return _numbers(name, parameter, _squared_norm(gradient), _squared_norm(update),
-                    float(torch.dot(gradient.detach().reshape(-1), update.reshape(-1))))
+                    float(torch.dot(_real(gradient.detach()).reshape(-1), _real(update).reshape(-1))))
 
 
 def _numbers(name: str, parameter: Any, grad_sq: float, update_sq: float, dot: float) -> TensorUpdate:
@@ -393,7 +393,7 @@ def _lean_tensor_update(name: str, optimizer: Any, info: Any, parameter: Any, gr
         value, grad = (values, grads) if whole else (values[start:start + size], grads[start:start + size])
         update = _step_one_tensor(optimizer, info, parameter, value, grad * clip_scale if clip_scale < 1 else grad)
         update_sq += _squared_norm(update)
-        dot += float(torch.dot(grad.reshape(-1), update.reshape(-1)))
+        dot += float(torch.dot(_real(grad).reshape(-1), _real(update).reshape(-1)))
     return _numbers(name, parameter, _squared_norm(gradient), update_sq, dot)
 
 
@@ -468,8 +468,29 @@ def _optimizer_from_info(info: Any, params: list) -> Any:
 
 
 # -- flat-vector helpers over tuples of tensors ------------------------------------------------------
+# A complex parameter is a pair of real ones, as autograd and torch.optim treat it: its .grad is
+# dL/d(re) + i dL/d(im) (for L = |z|^2 it is 2z), and the optimizers step the real view. So every
+# inner product here is the real one, re . re + im . im, over that view: the loss change a step
+# predicts, the Hessian-vector product's g . v, Lanczos' dot products. A complex product instead
+# would give a complex "dot" that no float() can hold.
+def _real(tensor: Any) -> Any:
+    """`tensor` as real numbers: a complex one as its (real, imaginary) pairs, a real one as it is."""
+    import torch
+
+    return torch.view_as_real(tensor.resolve_conj()) if tensor.is_complex() else tensor
+
+
+def _random_like(parameter: Any, generator: Any) -> Any:
+    """A standard normal vector shaped like `parameter`; random in both parts of a complex one."""
+    import torch
+
+    if parameter.is_complex():
+        return torch.view_as_complex(torch.randn((*parameter.shape, 2), generator=generator)).to(parameter)
+    return torch.randn(parameter.shape, generator=generator).to(parameter)
+
+
 def _dot(a: Sequence[Any], b: Sequence[Any]) -> float:
-    return float(sum((x.detach().double() * y.detach().double()).sum() for x, y in zip(a, b)))
+    return float(sum((_real(x.detach()).double() * _real(y.detach()).double()).sum() for x, y in zip(a, b)))
 
 
 def _norm(a: Sequence[Any]) -> float:

@@ -158,10 +158,12 @@ def spec_from_namespace(namespace: Any, path: str, name: str | None, overrides: 
     stages.enter("configure_optimizers()", user_code=True)
     loss_fn = getattr(namespace, "loss_fn", None)
     optimizer_object, optimizer = resolve_optimizer(namespace, model, overrides, assumptions)
-    clip = overrides.gradient_clip_val if overrides.gradient_clip_val is not None \
-        else getattr(namespace, "gradient_clip_val", None)
-    if clip is not None and not isinstance(clip, (int, float)):
-        raise LoadError(f"gradient_clip_val must be a number, not {type(clip).__name__}")
+    if overrides.gradient_clip_val is not None:
+        clip = overrides.gradient_clip_val
+        _check_clip(clip, "in the config")
+    else:
+        clip = getattr(namespace, "gradient_clip_val", None)
+        _check_clip(clip, "in the model file")
     return ModelSpec(
         target=label,
         path=path,
@@ -177,6 +179,22 @@ def spec_from_namespace(namespace: Any, path: str, name: str | None, overrides: 
         assumptions=tuple(assumptions),
         loss=overrides.loss,
     )
+
+
+def _check_clip(clip: Any, where: str) -> None:
+    """gradient_clip_val as Lightning reads it, with its silent failures made errors. None or 0
+    means no clipping, as in Lightning (Trainer's default is None, and its precision plugin skips
+    clipping when the value is <= 0), so both stay allowed. A negative value, which Lightning also
+    skips without a word, is a mistake; NaN makes clip_grad_norm_ write NaN into every gradient;
+    inf never clips; a bool is a number to Python (True clips at 1) but not what anyone means."""
+    import math
+
+    if clip is None:
+        return
+    if not isinstance(clip, (int, float)):
+        raise LoadError(f"gradient_clip_val must be a number, not {type(clip).__name__}")
+    if isinstance(clip, bool) or clip < 0 or not math.isfinite(clip):
+        raise LoadError(f"gradient_clip_val = {_number(clip)} {where}: must be a positive finite number")
 
 
 def _inside_torch_compile(model: Any) -> Any:
@@ -310,10 +328,19 @@ def infer_inputs(model: Any, assumptions: list[str], batch_size: int = _BATCH) -
 
 def resolve_optimizer(namespace: Any, model: Any, overrides: Overrides, assumptions: list[str]):
     """The optimizer training will use, from configure_optimizers or the defaults, after overrides."""
+    if overrides.lr is not None:
+        _check_lr(overrides.lr, f"--lr {_number(overrides.lr)}")
     optimizer = configured = None
-    if overrides.optimizer is None:
+    if overrides.optimizer is None and getattr(namespace, "configure_optimizers", None) is not None:
         configured = _call_optional(namespace, "configure_optimizers", model)
-        optimizer = first_optimizer(configured) if configured is not None else None
+        if configured is None:
+            # Lightning would warn and train with no optimizer at all; checking gradlint's AdamW
+            # default instead would report on a setup the file does not have.
+            raise LoadError(f"configure_optimizers() returned None: {OPTIMIZER_SHAPES}")
+        optimizer = first_optimizer(configured)
+        _check_parameters(optimizer, model)
+        if overrides.lr is None:  # --lr replaces whatever the file set
+            _check_group_lrs(optimizer)
     if optimizer is None:
         name = overrides.optimizer or "AdamW"
         lr = overrides.lr if overrides.lr is not None else DEFAULT_LR
@@ -329,8 +356,58 @@ def resolve_optimizer(namespace: Any, model: Any, overrides: Overrides, assumpti
     return optimizer, info
 
 
+# What configure_optimizers may return, as its errors say it.
+OPTIMIZER_SHAPES = "return an optimizer, a list, a dict with 'optimizer', or (optimizers, schedulers)"
+
+
+def _check_parameters(optimizer: Any, model: Any) -> None:
+    """The optimizer must hold some of the model's parameters. A subset is fine (a frozen
+    backbone), and so are tensors beside them (a loss's learnable weights, a temperature): the
+    rules step the model's parameters and ignore the rest. An optimizer over none of them would
+    have the rules measure a step that moves nothing they run."""
+    tensors = [p for group in optimizer.param_groups for p in group["params"]]
+    if not tensors:
+        raise LoadError(f"configure_optimizers() returned {type(optimizer).__name__} over no parameters: "
+                        "build it over model.parameters()")
+    owned = {id(p) for p in model.parameters()}
+    belong = sum(id(p) in owned for p in tensors)
+    if belong == 0:
+        raise LoadError(f"configure_optimizers() returned an optimizer over parameters that are not the model's "
+                        f"({belong} of its {len(tensors)} tensors belong to the model)")
+
+
+def _check_group_lrs(optimizer: Any) -> None:
+    """Every param group's lr is a finite number >= 0. torch's constructors reject a negative lr
+    (and all but SGD a NaN one), but accept inf, and nothing checks an lr written into
+    param_groups afterwards or a custom optimizer's."""
+    groups = optimizer.param_groups
+    for index, group in enumerate(groups):
+        where = f" in param group {index}" if len(groups) > 1 else ""
+        _check_lr(group.get("lr", 0.0), f"configure_optimizers() returned {type(optimizer).__name__} with lr = "
+                                        f"{_number(group.get('lr'))}{where}")
+
+
+def _check_lr(lr: Any, what: str) -> None:
+    """lr 0 is allowed: it takes no step, and the optimizer rules have nothing to check."""
+    import math
+
+    try:
+        value = float(lr.item() if hasattr(lr, "item") else lr)
+    except (TypeError, ValueError, RuntimeError):
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise LoadError(f"{what}: a learning rate must be a finite number >= 0")
+
+
+def _number(value: Any) -> str:
+    """A number as a message shows it: -1, 0.001, nan, inf (a tensor by its value); else its repr."""
+    value = value.item() if hasattr(value, "item") else value
+    return f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else repr(value)
+
+
 def _with_schedule_peak(info: OptimizerInfo, configured: Any, optimizer: Any, assumptions: list[str]) -> OptimizerInfo:
     """`info` with the LR schedule's peak, which the optimizer rules check instead of lr."""
+    import math
     from dataclasses import replace
 
     from gradlint.schedule import find_scheduler, peak_of
@@ -339,6 +416,9 @@ def _with_schedule_peak(info: OptimizerInfo, configured: Any, optimizer: Any, as
     peak = peak_of(*found, optimizer) if found is not None else None
     if peak is None:
         return info
+    if not math.isfinite(peak.lr):  # a peak above every lr is one (a lambda that divides by 0, say)
+        raise LoadError(f"configure_optimizers()'s {peak.scheduler} sets lr = {peak.lr:g} at {peak.interval} "
+                        f"{peak.step}: a learning rate must be a finite number >= 0")
     if peak.interval == "epoch":
         assumptions.append(f"optimizer: {peak.scheduler} steps once per epoch (Lightning's default interval); "
                            "its peak over the first epochs is checked")
@@ -367,17 +447,21 @@ def fresh_optimizer(like: Any, parameters: Any, group: dict | None = None) -> An
 
 
 def first_optimizer(configured: Any) -> Any:
-    """Accept every shape PyTorch Lightning's configure_optimizers may return."""
+    """Accept every shape PyTorch Lightning's configure_optimizers may return; the first
+    optimizer is the one checked."""
     import torch
 
     if isinstance(configured, torch.optim.Optimizer):
         return configured
     if isinstance(configured, dict):
-        return first_optimizer(configured.get("optimizer"))
-    if isinstance(configured, (list, tuple)) and configured:
+        if "optimizer" not in configured:
+            raise LoadError(f"configure_optimizers() returned a dict without 'optimizer': {OPTIMIZER_SHAPES}")
+        return first_optimizer(configured["optimizer"])
+    if isinstance(configured, (list, tuple)):
+        if not configured:
+            raise LoadError(f"configure_optimizers() returned an empty {type(configured).__name__}: {OPTIMIZER_SHAPES}")
         return first_optimizer(configured[0])
-    raise LoadError(f"configure_optimizers() returned {type(configured).__name__}; "
-                    "return an optimizer, a list, a dict with 'optimizer', or (optimizers, schedulers)")
+    raise LoadError(f"configure_optimizers() returned {type(configured).__name__}; {OPTIMIZER_SHAPES}")
 
 
 def describe_optimizer(optimizer: Any) -> OptimizerInfo:

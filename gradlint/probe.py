@@ -141,7 +141,9 @@ def _gradient_stats(model: Any):
         finite = math.isfinite(norm)
         if not finite:  # which entries overflowed, and the norm of the rest, clamped
             finite = bool(torch.isfinite(grad).all())
-            norm = float(torch.nan_to_num(grad.float(), nan=0.0, posinf=3e38, neginf=-3e38).norm())
+            # A complex gradient as its real and imaginary parts: .float() would drop the imaginary.
+            values = torch.view_as_real(grad.resolve_conj()) if grad.is_complex() else grad
+            norm = float(torch.nan_to_num(values.float(), nan=0.0, posinf=3e38, neginf=-3e38).norm())
         stats[id(parameter)] = _GradStats(norm, grad.numel(), finite)
 
     with each_gradient(model.parameters(), measure):

@@ -59,15 +59,23 @@ RECTIFIERS = frozenset({"ReLU", "relu", "relu_", "ReLU6", "relu6"})
 
 
 def is_weighted(node) -> bool:
+    """A Linear or convolution call whose weight sets a per-layer gain. Complex layers are not:
+    the critical gains (He, Glorot, chi_1) are derived for real weights feeding real activations,
+    and a complex weight read as real would lose its imaginary part."""
     weight = getattr(node.module, "weight", None)
-    return node.kind == "layer" and node.name in WEIGHTED and weight is not None and weight.dim() >= 2
+    return node.kind == "layer" and node.name in WEIGHTED and weight is not None and weight.dim() >= 2 \
+        and not weight.is_complex()
 
 
 def weight_gain(module) -> float:
     """sigma_w**2 = E[W**2] * fan_in: the mean-field weight variance (mean included, so a
-    constant init counts at its full size)."""
+    constant init counts at its full size). NaN when the weight holds NaN or Inf: it has no
+    scale to judge (GL501 reports the non-finite values), and every comparison with NaN is false."""
     weight = module.weight.detach().float()
-    return float(weight.pow(2).mean()) * weight[0].numel()
+    gain = float(weight.pow(2).mean()) * weight[0].numel()
+    if not math.isfinite(gain) and not bool(weight.isfinite().all()):
+        return math.nan
+    return gain
 
 
 # -- Activation slopes --------------------------------------------------------------------
@@ -116,6 +124,8 @@ SLOPES = {
 _GRID = 320
 _Z = [-8 + 16 * (i + 0.5) / _GRID for i in range(_GRID)]
 _PDF = [math.exp(-z * z / 2) / math.sqrt(2 * math.pi) * 16 / _GRID for z in _Z]
+# The standard deviation that stands for q -> 0+: every slope is read just beside 0, on its side of it.
+_SMALL_SIGNAL = 1e-30
 
 
 def mean_squared_slope(activation: str | None, q: float) -> float:
@@ -125,7 +135,12 @@ def mean_squared_slope(activation: str | None, q: float) -> float:
     if slope is None:
         return 1.0
     # An exploded forward pass can report q = inf (or nan): any huge scale gives the same slopes.
-    scale = math.sqrt(min(q, 1e30)) if q >= 0 else (1e15 if q != q else 0.0)
+    # q = 0, a pre-activation that is exactly zero on the whole batch (features standardized by
+    # the statistics of a batch of one, a layer fed zeros), is taken as its limit q -> 0+: the
+    # activation's small-signal slope. Evaluated at 0 itself, a kink's one-sided derivative
+    # (ReLU'(0) = 0 in PyTorch) would make the gain 0 and call a batch that carries no signal
+    # there a vanishing initialization; a smooth activation's limit is phi'(0)**2 either way.
+    scale = math.sqrt(min(q, 1e30)) if q > 0 else (1e15 if q != q else _SMALL_SIGNAL)
     return sum(p * slope(scale * z) ** 2 for z, p in zip(_Z, _PDF))
 
 

@@ -199,6 +199,27 @@ def test_broken_config_is_a_usage_error(workdir, text, message):
     assert run("model.py") == (2, "", f"gradlint: error: pyproject.toml: {message}\n")
 
 
+# TOML has nan and inf, and integers past torch.manual_seed's range (it wraps negatives around 2**64).
+@pytest.mark.parametrize("text,message", [
+    ('[tool.gradlint.models."odd.py"]\nlr = nan\n',
+     'tool.gradlint.models."odd.py".lr must be a positive finite number, not nan'),
+    ('[tool.gradlint.models."odd.py"]\nlr = inf\n',
+     'tool.gradlint.models."odd.py".lr must be a positive finite number, not inf'),
+    ('[tool.gradlint.models."odd.py"]\ngradient-clip-val = inf\n',
+     'tool.gradlint.models."odd.py".gradient-clip-val must be a positive finite number, not inf'),
+    ('[tool.gradlint.models."odd.py"]\ngradient-clip-val = -nan\n',
+     'tool.gradlint.models."odd.py".gradient-clip-val must be a positive finite number, not nan'),
+    ('[tool.gradlint.probe]\nseed = -1\n',
+     "tool.gradlint.probe.seed must be an integer from 0 to 2**64 - 1 (torch.manual_seed's range), not -1"),
+    ('[tool.gradlint.probe]\nseed = 18446744073709551616\n',
+     "tool.gradlint.probe.seed must be an integer from 0 to 2**64 - 1 (torch.manual_seed's range), "
+     "not 18446744073709551616"),
+])
+def test_non_finite_numbers_and_seeds_out_of_range_are_usage_errors(workdir, text, message):
+    config(workdir, text)
+    assert run("model.py") == (2, "", f"gradlint: error: pyproject.toml: {message}\n")
+
+
 @pytest.mark.parametrize("args,message", [
     (["--select", "GL9999"], "unknown rule selector 'GL9999': matches no rule code or name "
                              "(see gradlint --list-rules)"),

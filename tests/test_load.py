@@ -232,6 +232,86 @@ def configure_optimizers(model):
     assert not any(a.startswith("optimizer:") for a in spec.assumptions)
 
 
+SHAPES = "return an optimizer, a list, a dict with 'optimizer', or (optimizers, schedulers)"
+
+
+def load_error(tmp_path, source: str, overrides=None) -> str:
+    from gradlint.discover import Target
+    from gradlint.errors import LoadError
+    from gradlint.load import Overrides, load_target
+
+    with pytest.raises(LoadError) as error:
+        load_target(Target(write(tmp_path, "m.py", source)), overrides or Overrides())
+    return str(error.value)
+
+
+@pytest.mark.parametrize("returned,message", [
+    # Lightning trains with no optimizer at all after None; gradlint used to check AdamW instead.
+    ("None", f"configure_optimizers() returned None: {SHAPES}"),
+    ("{'lr_scheduler': None}", f"configure_optimizers() returned a dict without 'optimizer': {SHAPES}"),
+    ("[]", f"configure_optimizers() returned an empty list: {SHAPES}"),
+    ("([], [])", f"configure_optimizers() returned an empty list: {SHAPES}"),
+    ("torch.optim.SGD([{'params': []}], lr=0.1)",
+     "configure_optimizers() returned SGD over no parameters: build it over model.parameters()"),
+])
+def test_configure_optimizers_without_parameters_is_an_error(tmp_path, returned, message):
+    source = HEALTHY + f"\ndef configure_optimizers(model):\n    return {returned}\n"
+    assert load_error(tmp_path, source) == message
+
+
+@pytest.mark.parametrize("body,message", [
+    # torch's constructors reject a negative lr, but not one written into param_groups afterwards,
+    ("opt = torch.optim.SGD(model.parameters(), lr=0.1)\n    opt.param_groups[0]['lr'] = -0.1\n    return opt",
+     "configure_optimizers() returned SGD with lr = -0.1: a learning rate must be a finite number >= 0"),
+    # nor SGD's NaN,
+    ("return torch.optim.SGD(model.parameters(), lr=float('nan'))",
+     "configure_optimizers() returned SGD with lr = nan: a learning rate must be a finite number >= 0"),
+    # nor anyone's inf,
+    ("return torch.optim.Adam(model.parameters(), lr=float('inf'))",
+     "configure_optimizers() returned Adam with lr = inf: a learning rate must be a finite number >= 0"),
+    ("return torch.optim.SGD([{'params': model[0].parameters(), 'lr': 0.0},\n"
+     "                        {'params': model[2].parameters(), 'lr': float('inf')}], lr=0.1)",
+     "configure_optimizers() returned SGD with lr = inf in param group 1: "
+     "a learning rate must be a finite number >= 0"),
+    # nor a schedule that reaches inf.
+    ("opt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+     "    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: float('inf') if step > 3 else 1.0)\n"
+     "    return {'optimizer': opt, 'lr_scheduler': {'scheduler': sched, 'interval': 'step'}}",
+     "configure_optimizers()'s LambdaLR sets lr = inf at step 4: a learning rate must be a finite number >= 0"),
+])
+def test_configure_optimizers_lr_must_be_finite_and_not_negative(tmp_path, body, message):
+    source = HEALTHY + f"\ndef configure_optimizers(model):\n    {body}\n"
+    assert load_error(tmp_path, source) == message
+
+
+@pytest.mark.parametrize("lr,shown", [(float("nan"), "nan"), (-1.0, "-1"), (float("inf"), "inf")])
+def test_lr_override_must_be_finite_and_not_negative(tmp_path, lr, shown):
+    from gradlint.load import Overrides
+
+    message = f"--lr {shown}: a learning rate must be a finite number >= 0"
+    assert load_error(tmp_path, HEALTHY, Overrides(lr=lr)) == message
+    assert load_error(tmp_path, HEALTHY, Overrides(lr=lr, optimizer="SGD")) == message
+
+
+@pytest.mark.parametrize("value,shown", [("-1", "-1"), ("-0.5", "-0.5"), ("float('nan')", "nan"),
+                                         ("float('inf')", "inf"), ("True", "True")])
+def test_gradient_clip_val_must_be_a_positive_finite_number(tmp_path, value, shown):
+    message = f"gradient_clip_val = {shown} in the model file: must be a positive finite number"
+    assert load_error(tmp_path, HEALTHY + f"\ngradient_clip_val = {value}\n") == message
+
+
+def test_gradient_clip_val_zero_or_none_means_no_clipping_as_in_lightning(tmp_path):
+    from gradlint.discover import Target
+    from gradlint.load import Overrides, load_target
+
+    for value in ("0", "0.0", "None"):
+        path = write(tmp_path, f"clip_{value.replace('.', '_')}.py", HEALTHY + f"\ngradient_clip_val = {value}\n")
+        assert load_target(Target(path)).gradient_clip_val is None
+    # The config's value (an override) is checked the same way.
+    message = "gradient_clip_val = nan in the config: must be a positive finite number"
+    assert load_error(tmp_path, HEALTHY, Overrides(gradient_clip_val=float("nan"))) == message
+
+
 def test_cli_overrides_lr_and_optimizer(tmp_path):
     from gradlint.discover import Target
     from gradlint.load import Overrides, load_target

@@ -6,7 +6,7 @@ import math
 
 from gradlint.findings import Fix, Severity, Stage
 from gradlint.rule import Rule, RuleContext
-from gradlint.rules._activations import SATURATING, SignalFlow, init_call
+from gradlint.rules._activations import SATURATING, SignalFlow, init_call, weight_gain
 
 # Stacks of at least this many tanh/sigmoid layers with nothing but weights between them
 # (Glorot & Bengio 2010 saw saturation and stalled learning in 4-5 hidden-layer sigmoid nets).
@@ -91,13 +91,16 @@ def build_model():
             if len(saturating) < MIN_STACK:
                 continue
             gain = chain.gain()
-            if gain >= GAIN_WARNING:
+            if not gain < GAIN_WARNING:  # also NaN: a weight holding NaN/Inf has no scale (GL501)
                 continue
             yield self._finding(ctx, chain, gain, len(saturating))
 
     def _finding(self, ctx: RuleContext, chain, gain: float, depth: int):
         slopes = math.prod(link.slope() for link in chain.inner_links)
-        weights = gain / slopes
+        # Saturated far enough (a hard tanh past +-1 everywhere), the slopes are 0 and so is the
+        # gain: the weights' share is then their own product, not gain / slopes.
+        weights = gain / slopes if slopes > 0 else math.prod(weight_gain(link.target.module)
+                                                             for link in chain.inner_links)
         activation = chain.dominant_activation()
         layer = min(chain.gain_by_site(), key=lambda site: site[1])[0]
         per_layer = gain ** (1 / len(chain.inner_links))
@@ -109,7 +112,7 @@ def build_model():
             module=layer.path,
             fix=_fix(ctx, layer, activation, slopes, weights),
             severity=Severity.ERROR if gain < GAIN_ERROR else Severity.WARNING,
-            weight=min(0.15, 0.05 + 0.01 * abs(math.log10(gain))),
+            weight=min(0.15, 0.05 + 0.01 * abs(math.log10(gain))) if gain > 0 else 0.15,
         )
 
 

@@ -139,8 +139,8 @@ def build_model():
 
 def _mean_square_growth(chain: ResidualChain) -> float | None:
     start, end = chain.start.stats, chain.end.stats
-    if start is None or end is None or start.rms <= 0:
-        return None
+    if start is None or end is None or start.rms <= 0 or not start.finite:
+        return None  # a stream that starts with NaN/Inf has no growth to measure (GL501 reports it)
     if not end.finite:
         return math.inf
     return (end.rms / start.rms) ** 2

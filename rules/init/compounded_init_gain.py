@@ -130,12 +130,15 @@ def build_model():
 
     def _vanishes(self, ctx: RuleContext, chain, gain: float):
         site = min(chain.gain_by_site(), key=lambda each: each[1])
+        # G = 0 is a measurement, not an accident: every pre-activation of some link sits where its
+        # activation is flat (ReLU6 above 6, a hard tanh past +-1, a sigmoid far out), or the
+        # product of many small gains underflows. No gradient crosses the chain: as vanishing as it gets.
+        shrinks = f"shrinks {1 / math.sqrt(gain):.2g}x" if gain > 0 else "vanishes entirely (a gain of 0)"
         return self._finding(
             ctx, chain, site, gain,
-            f"the gradient reaching {label(chain.layers[0].path)} (and the input's share of the output) shrinks "
-            f"{1 / math.sqrt(gain):.2g}x",
+            f"the gradient reaching {label(chain.layers[0].path)} (and the input's share of the output) {shrinks}",
             severity=Severity.WARNING if gain < VANISH_WARNING else Severity.INFO,
-            weight=min(0.15, 0.01 * abs(math.log10(gain))),
+            weight=min(0.15, 0.01 * abs(math.log10(gain))) if gain > 0 else 0.15,
         )
 
     def _finding(self, ctx: RuleContext, chain, site, gain: float, consequence: str, severity, weight):

@@ -115,7 +115,7 @@ def build_model():
             critical = critical_gain_squared(act_name)
             scale = weight_gain(layer.module)
             ratio = scale / critical
-            if ratio < RATIO_WARNING:
+            if not ratio >= RATIO_WARNING:  # also NaN: a weight holding NaN/Inf has no scale (GL501)
                 continue
             follows = f"before {act_name}" if act_name else "with no activation after it"
             expression = ctx.spec.expression(layer.path)

@@ -58,10 +58,23 @@ def first_update_ratios(step: Any) -> list[UpdateRatio]:
     """Per weight tensor (2-D and up), the size of the first update relative to the weight.
 
     Biases, norm gains and scalars are left out: they start at 0 or 1 by design and their
-    relative update says nothing about the layer's stability (theory.md D3's whitelist)."""
+    relative update says nothing about the layer's stability (theory.md D3's whitelist).
+
+    A zero-initialized weight has no ratio either. ||u|| / ||W|| asks whether the step rewrites
+    the layer's initialization, and a zero weight has none to rewrite: Fixup, ReZero and SkipInit
+    start a residual branch's last layer (or gain) at zero so that the branch grows from nothing,
+    and they train fine. How far that first step moves the network's output is what GL603 and
+    GL604 measure.
+
+    The other way round, a weight whose first update is zero has ratio 0: it does not move on
+    this step. That is the first layer of such a branch (the zero weight after it blocks its
+    gradient until the first step has made it non-zero), or a tensor the optimizer does not
+    hold (a frozen backbone). A tensor holding NaN or Inf, in the weight or in its update, has
+    no ratio: GL501 reports the non-finite values, and no lr makes such an update small."""
     ratios = []
     for tensor in step.tensors:
-        if tensor.dim < 2 or tensor.weight_rms < ZERO_INIT_RMS:
+        if tensor.dim < 2 or not (math.isfinite(tensor.weight_rms) and math.isfinite(tensor.update_rms)) \
+                or tensor.weight_rms < ZERO_INIT_RMS:
             continue
         ratios.append(UpdateRatio(tensor.name, tensor.name.rpartition(".")[0], tensor.update_rms / tensor.weight_rms,
                                   tensor.update_rms, tensor.weight_rms))

@@ -22,6 +22,8 @@ RATIO_WARNING = 0.1
 SGD_RATIO_WARNING = 0.3
 # An update as large as the weight itself: the first step overwrites the layer's initialization.
 RATIO_ERROR = 1.0
+# The risk feature counts decades above this ratio (cs231n's healthy ~1e-3 per step).
+RATIO_FLOOR = 1e-3
 
 
 class FirstUpdateTooLarge(Rule):
@@ -106,12 +108,15 @@ def configure_optimizers(model):
 ''',)
 
     def check(self, ctx: RuleContext):
+        if ctx.spec.optimizer is not None and ctx.spec.optimizer.checked_lr <= 0:
+            return  # lr 0 takes no step: nothing moves, so there is no update to measure
         step = first_step_of(ctx)
         if step is None:
             return
         ratios = first_update_ratios(step)
-        if ratios:  # for the risk model: decades of the largest relative update (0 at 1e-3)
-            ctx.record("first_update_ratio", math.log10(max(r.ratio for r in ratios)) + 3)
+        if ratios:  # for the risk model: decades of the largest relative update (0 at 1e-3 and below,
+            # 0 too when no weight moves on the first step: ratio 0 has no logarithm)
+            ctx.record("first_update_ratio", math.log10(max(ratios[0].ratio, RATIO_FLOOR)) + 3)
         threshold = RATIO_WARNING if ctx.spec.optimizer.is_adaptive else SGD_RATIO_WARNING
         large = [r for r in ratios if r.ratio >= threshold]
         if not large:

@@ -129,6 +129,10 @@ def configure_optimizers(model):
         optimizer = ctx.spec.optimizer_object
         if optimizer is None or ctx.spec.optimizer is None:
             return
+        if ctx.spec.optimizer.checked_lr <= 0:
+            # lr 0 takes no step: the repeated batch's loss cannot change, and the resampled rows'
+            # would vary by batch alone, which is noise, not divergence.
+            return
         if ctx.lean:  # steps a copy of the model and the optimizer's state
             ctx.lean_skip("GL604 lookahead")
             return

@@ -108,7 +108,10 @@ def example_inputs():
 
     def check(self, ctx: RuleContext):
         obs = observed(ctx)
-        profile = backward_profile(obs)
+        # A layer whose output is exactly 0 on the batch (the zero-initialized last layer of a
+        # Fixup or SkipInit branch, bias included) has no relative change for the loss to respond
+        # to: its GSC is undefined, and as the last layer it would leave nothing to divide by.
+        profile = tuple(layer for layer in backward_profile(obs) if layer.activation > 0)
         if len(profile) < 2:
             return
         gsc = relative_sensitivities(profile)

@@ -7,7 +7,7 @@ from typing import Any
 
 from gradlint.findings import Fix, Location, Severity, Stage
 from gradlint.rule import Rule, RuleContext
-from gradlint.rules._activations import init_call
+from gradlint.rules._activations import init_call, label
 from gradlint.rules.probe._common import Observed, has_weight_matrix, observed, sci
 
 # A non-finite loss or gradient at the first step ends training: the first optimizer step writes
@@ -154,6 +154,10 @@ def build_model():
                                fix=Fix("clean the data: drop or impute non-finite entries",
                                        "x = torch.nan_to_num(x)  # or filter the batch"), weight=WEIGHT)
             return
+        held = _nonfinite_parameters(ctx)
+        if held:  # the model starts with NaN/Inf in its own weights: no op or layer produced them
+            yield self._in_parameters(ctx, held, summary)
+            return
         origin = _forward_origin(obs)
         if origin is not None:
             masked = " and is masked out before the loss, but not in the backward pass (0 * NaN = NaN)" \
@@ -164,7 +168,17 @@ def build_model():
         else:
             yield self._in_backward(ctx, obs, summary)
 
-    # -- the three places a non-finite value can start -----------------------------------------
+    # -- the places a non-finite value can start -----------------------------------------------
+    def _in_parameters(self, ctx: RuleContext, held: list, summary: str):
+        path, kind, count, size = held[0]
+        others = f" (and {len(held) - 1} more parameter{'s' if len(held) > 2 else ''})" if len(held) > 1 else ""
+        return self.finding(
+            ctx, f"{label(path)} holds {kind} before training starts ({count} of {size} entries){others}; {summary}",
+            module=path.rpartition(".")[0], weight=WEIGHT,
+            fix=Fix("initialize the parameter with finite values: look for a division by zero or a log of 0 in "
+                    "the code that fills it, or a checkpoint saved after a divergence"),
+        )
+
     def _at_node(self, ctx: RuleContext, obs: Observed, node: Any, message: str):
         fix = _op_advice(ctx, obs, node)
         location = node.location if node.kind == "op" else None
@@ -212,6 +226,24 @@ def _forward_origin(obs: Observed) -> Any:
         return min(_nonfinite_ancestry(obs, final), key=lambda node: node.index)
     suspicious = [node for node in obs.trace.nodes if _is_nonfinite(node) and _suspicious(node)]
     return suspicious[0] if suspicious else None
+
+
+def _nonfinite_parameters(ctx: RuleContext) -> list[tuple[str, str, int, int]]:
+    """(path, "NaN" or "Inf", non-finite entries, entries) of each parameter holding NaN or Inf
+    at initialization, found from the probe's RMS (non-finite for such a tensor) and confirmed
+    on the tensor: a finite weight whose norm overflowed float32 is not one."""
+    import torch
+
+    held = []
+    for stats in ctx.probe.params:
+        if math.isfinite(stats.rms):
+            continue
+        parameter = ctx.model.get_parameter(stats.path).detach()
+        count = int((~torch.isfinite(parameter)).sum())
+        if count:
+            kind = "NaN" if bool(parameter.isnan().any()) else "Inf"
+            held.append((stats.path, kind, count, parameter.numel()))
+    return held
 
 
 def _nonfinite_ancestry(obs: Observed, node: Any) -> list:

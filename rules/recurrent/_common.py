@@ -62,6 +62,10 @@ def gate_radii(module: Any) -> list[GateRadius]:
         for (gate, gamma), block in zip(gates, weight.detach().float().chunk(len(gates))):
             # With proj_size, h = W_hr (o * tanh(c)): the map from hidden to hidden is block @ W_hr.
             square = block @ projection.detach().float() if projection is not None else block
+            if not bool(square.isfinite().all()):
+                # NaN or Inf in the weight: no spectral radius to measure (GL501 reports the values),
+                # and LAPACK's eigenvalue routine must never see them (MKL's crashes the process).
+                continue
             radii.append(GateRadius(name, gate, spectral_radius(square), gamma))
     return radii
 
