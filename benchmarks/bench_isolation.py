@@ -36,8 +36,8 @@ from gradlint.load import Overrides
 from gradlint.registry import all_rules
 select = sys.argv[2] if len(sys.argv) > 2 else None
 rules = tuple(r for r in all_rules() if select is None or r.code == select)
-for target in expand([sys.argv[1]]):
-    report = lint_target(target, Settings(rules=rules), Overrides())
+reports = [lint_target(target, Settings(rules=rules), Overrides()) for target in expand([sys.argv[1]])]
+for report in reports:  # as gradlint printed before workers: every report once all were done
     for finding in report.findings:
         print(finding.code, finding.message)
 """

@@ -25,6 +25,7 @@ from gradlint.findings import ModelReport, Severity, Stage
 from gradlint.load import Overrides
 from gradlint.losses import LOSSES
 from gradlint.progress import Progress
+from gradlint.show import settings_text
 from gradlint.registry import all_rules
 from gradlint.selection import parse_selectors
 from gradlint.worker import Job
@@ -100,6 +101,15 @@ class _Command(click.Command):
 @click.option("--thorough", is_flag=True, help="Let rules spend extra forward/backward passes (slower).")
 @click.option("--skip-non-models", is_flag=True,
               help="Skip named .py files that define no model, as a directory scan does (for pre-commit).")
+@click.option("--exclude", multiple=True, metavar="GLOBS",
+              help="Paths a scan passes over, replacing the defaults (.venv, build, ...); comma-separated.")
+@click.option("--extend-exclude", multiple=True, metavar="GLOBS", help="Paths to pass over besides the defaults.")
+@click.option("--force-exclude/--no-force-exclude", default=None,
+              help="Apply the exclusions to paths named on the command line too (as pre-commit passes them).")
+@click.option("--respect-gitignore/--no-respect-gitignore", default=None,
+              help="Pass over files git ignores.  [default: respect]")
+@click.option("--show-files", is_flag=True, help="List the files gradlint would lint, and exit.")
+@click.option("--show-settings", is_flag=True, help="Print the settings the first target is linted with, and exit.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), metavar="N",
               help="Targets to lint at once, each in a worker process.  [default: the CPU cores, at most the targets]")
 @click.option("--timeout", type=float, metavar="SECONDS",
@@ -133,8 +143,9 @@ def main(paths, **options) -> None:
 
 def _run(paths, *, output_format, output_file, statistics, select, extend_select, ignore, severity, fail_on,
          exit_zero, config_path, isolated, ignore_noqa, baseline_path, write_baseline, list_rules, explain,
-         input_shape, batch_size, lr, optimizer, loss, device, seed, no_probe, thorough, skip_non_models, jobs,
-         timeout, max_memory, quiet, verbose) -> int:
+         input_shape, batch_size, lr, optimizer, loss, device, seed, no_probe, thorough, skip_non_models, exclude,
+         extend_exclude, force_exclude, respect_gitignore, show_files, show_settings, jobs, timeout, max_memory,
+         quiet, verbose) -> int:
     if list_rules:
         click.echo(_rule_list(all_rules(), output_format or "concise"), nl=False)
         return EXIT_CLEAN
@@ -152,14 +163,21 @@ def _run(paths, *, output_format, output_file, statistics, select, extend_select
         inline_suppressions=not ignore_noqa)
     limits = runner.Limits(timeout=_timeout(timeout, run_config), max_memory=_max_memory(max_memory, run_config))
     paths = paths or (".",)  # as ruff: lint the working directory
-    targets = [t for t in _targets(paths, finder, skip_non_models)
+    exclusions = _exclusions(run_config, exclude, extend_exclude, force_exclude, respect_gitignore)
+    targets = [t for t in _targets(paths, finder, skip_non_models, exclusions)
                if not (cli.inline_suppressions and t.kind == "python" and t.error is None
                        and suppress.file_exempt(t.path))]
+    if show_files:
+        click.echo("".join(f"{t.label}\n" for t in targets), nl=False)
+        return EXIT_CLEAN
     if targets or cli.select or cli.extend_select or cli.ignore or run_config.select or run_config.extend_select or run_config.ignore:
         # Unknown selectors are usage errors even with nothing to lint; a pre-commit run over
         # files without a model and without selectors skips loading the rules altogether.
         resolve_rules(run_config, cli, all_rules())
     plans = [_plan(target, finder, cli) for target in targets]
+    if show_settings:
+        click.echo(settings_text(plans[0] if plans else None, finder, run_config, limits, exclusions), nl=False)
+        return EXIT_CLEAN
     ran = [{rule.code for rule in active_rules(settings)} for _, settings, _ in plans]
     fmt = output_format or run_config.output_format or "concise"
     baseline_file = write_baseline or baseline_path or run_config.baseline
@@ -183,6 +201,8 @@ def _run(paths, *, output_format, output_file, statistics, select, extend_select
                 text = stream.render_model(report, quiet=quiet, first=not printed)
                 progress.write(text)
                 printed = printed or bool(text)
+            if verbose and report.skipped is not None:
+                progress.write(f"{report.path}: skipped: {report.skipped}\n", err=True)
             if verbose and outcome.output:
                 progress.write(_captured(report, outcome.output), err=True)
 
@@ -246,15 +266,29 @@ def _write(text: str, output_file: str | None) -> None:
         raise UsageError(f"cannot write {output_file}: {error.strerror}") from None
 
 
-def _targets(paths, finder, skip_non_models: bool):
+def _targets(paths, finder, skip_non_models: bool, exclusions: discover.Exclusions):
     """Expand the arguments; with --skip-non-models, a file named in [tool.gradlint.models] is
     still linted (it may build its model under another name)."""
     targets = []
     for argument in paths:
         path = argument.partition("::")[0]
         configured = os.path.isfile(path) and finder.for_path(path).model_settings(path) != ModelSettings()
-        targets.extend(discover.expand([argument], skip_non_models=skip_non_models and not configured))
+        targets.extend(discover.expand([argument], skip_non_models and not configured, exclusions))
     return list(dict.fromkeys(targets))
+
+
+def _exclusions(config, exclude, extend_exclude, force_exclude, respect_gitignore) -> discover.Exclusions:
+    """The command line's exclusions over the run's config: `--exclude` (or `exclude`) replaces the
+    defaults, `--extend-exclude` and `extend-exclude` add to them."""
+    def globs(values) -> tuple[str, ...]:
+        return tuple(g.strip() for value in values for g in value.split(",") if g.strip())
+
+    base = globs(exclude) or config.exclude or discover.DEFAULT_EXCLUDE
+    return discover.Exclusions(
+        patterns=(*base, *config.extend_exclude, *globs(extend_exclude)),
+        root=config.root,
+        force=_first(force_exclude, config.force_exclude, False),
+        respect_gitignore=_first(respect_gitignore, config.respect_gitignore, True))
 
 
 def _plan(target, finder, cli):

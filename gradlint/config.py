@@ -9,6 +9,9 @@ ignores them all. Command-line options beat the file. Reading a config never imp
     select = ["GL"]                     # also: extend-select, ignore, external
     fail-on = "error"
     baseline = ".gradlint-baseline.json"
+    exclude = [".venv", "build"]        # paths never scanned (replaces the defaults); also: extend-exclude
+    force-exclude = true                # exclude named paths too (pre-commit names each file)
+    respect-gitignore = true            # pass over what git ignores
     jobs = 2                            # targets linted at once (worker processes)
     timeout = 600                       # seconds per target; 0: no limit
     max-memory = "8GB"                  # resident memory per target's worker
@@ -37,7 +40,6 @@ ignores them all. Command-line options beat the file. Reading a config never imp
 from __future__ import annotations
 
 import difflib
-import fnmatch
 import math
 import os
 import re
@@ -46,6 +48,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from gradlint.discover import glob_match
 from gradlint.emit import FORMATS
 from gradlint.errors import UsageError
 from gradlint.findings import Location, Severity
@@ -55,7 +58,8 @@ from gradlint.selection import Selection
 
 FORMAT_NAMES = tuple(FORMATS)
 _TOP_KEYS = ("select", "extend-select", "ignore", "external", "per-file-ignores", "severity", "fail-on",
-             "output-format", "baseline", "probe", "models", "jobs", "timeout", "max-memory")
+             "output-format", "baseline", "probe", "models", "jobs", "timeout", "max-memory", "exclude",
+             "extend-exclude", "force-exclude", "respect-gitignore")
 _PROBE_KEYS = ("batch-size", "seed", "device", "thorough")
 _MODEL_KEYS = ("factory", "input-shape", "optimizer", "lr", "loss", "gradient-clip-val")
 
@@ -86,7 +90,7 @@ class PathIgnore:
 
     def matches_path(self, path: str) -> bool:
         negated = self.pattern.startswith("!")
-        return _glob_match(self.pattern.lstrip("!"), self.root, path) != negated
+        return glob_match(self.pattern.lstrip("!"), self.root, path) != negated
 
     @property
     def names_one_file(self) -> bool:
@@ -115,6 +119,10 @@ class Config:
     jobs: int | None = None
     timeout: float | None = None  # seconds; 0: no limit
     max_memory: int | None = None  # bytes
+    exclude: tuple[str, ...] | None = None  # replaces discover.DEFAULT_EXCLUDE
+    extend_exclude: tuple[str, ...] = ()
+    force_exclude: bool | None = None
+    respect_gitignore: bool | None = None
 
     @property
     def root(self) -> str:
@@ -124,7 +132,7 @@ class Config:
         """The [tool.gradlint.models] entries matching `path`, later entries winning per field."""
         merged = ModelSettings()
         for pattern, settings in self.models:
-            if _glob_match(pattern, self.root, path):
+            if glob_match(pattern, self.root, path):
                 merged = replace(merged, **{k: v for k, v in vars(settings).items() if v is not None})
         return merged
 
@@ -329,6 +337,10 @@ def _parse(table: Any, path: str, prefix: str, text: str) -> Config:
         jobs=_positive(table, "jobs", int, prefix, where),
         timeout=timeout,
         max_memory=max_memory,
+        exclude=tuple(_strings(table["exclude"], prefix + "exclude", where)) if "exclude" in table else None,
+        extend_exclude=tuple(_strings(table.get("extend-exclude", []), prefix + "extend-exclude", where)),
+        force_exclude=_typed(table, "force-exclude", bool, prefix, where),
+        respect_gitignore=_typed(table, "respect-gitignore", bool, prefix, where),
     )
 
 
@@ -481,15 +493,3 @@ def _specificity(key: str, rule: type[Rule], families: bool = True) -> int:
     if families and key.lower() == rule.family:
         return 3
     return 0
-
-
-def _glob_match(pattern: str, root: str, path: str) -> bool:
-    """ruff-style: the pattern matches the path relative to the config's directory; a pattern
-    without a slash also matches the file name alone; `**/` may match no directory."""
-    relative = os.path.relpath(os.path.abspath(path), root).replace(os.sep, "/")
-    candidates = [relative] if not relative.startswith("../") else []
-    if "/" not in pattern:
-        candidates.append(os.path.basename(path))
-    patterns = [pattern, pattern[3:]] if pattern.startswith("**/") else [pattern]
-    return any(fnmatch.fnmatchcase(c, p) for c in candidates for p in patterns)
-

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 from gradlint import risk, stages, suppress
 from gradlint.discover import Target
-from gradlint.errors import LoadError
+from gradlint.errors import LoadError, NoModel
 from gradlint.findings import NOT_RUN, Finding, Location, ModelReport, Severity, Stage
 from gradlint.rule import Rule, RuleContext
 from gradlint.spec import ModelSpec
@@ -165,17 +165,19 @@ def _no_risk_reason(settings: Settings, spec: ModelSpec, failure: LoadError | No
 def lint_target(target: Target, settings: Settings, overrides, verbose: bool = False) -> ModelReport:
     """Load and lint one target; a failure to load becomes a one-line error report, a model that
     fails to run a report of the static rules' findings with the error."""
-    from gradlint.load import load_target
+    from gradlint.load import importable, load_target
 
     if target.error is not None:
         return ModelReport(target=target.label, path=target.path, error=target.error)
     try:
-        spec = load_target(target, overrides)
-        return lint_spec(spec, settings)
+        with importable(target):
+            return lint_spec(load_target(target, overrides), settings)
     except ModelFailed as failure:
         if verbose:
             traceback.print_exception(failure)
         return failure.report
+    except NoModel as nothing:
+        return ModelReport(target=target.label, path=target.path, skipped=str(nothing))
     except LoadError as error:
         if verbose:
             traceback.print_exception(error)

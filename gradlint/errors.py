@@ -17,3 +17,9 @@ class LoadError(GradlintError):
     The message names the cause in one line; the CLI adds the file. Other targets of the
     same run are still linted.
     """
+
+
+class NoModel(LoadError):
+    """The file defines no model gradlint can build by itself (only layers that need constructor
+    arguments, parameter-free modules, or no module at all): it is skipped and counted, never an
+    error, unless a factory was named."""

@@ -103,6 +103,8 @@ class ModelReport:
     incomplete: tuple[str, ...] = ()
     # Where the model is defined (its class or factory), for formats that place the risk in a file.
     location: Location | None = None
+    # Why the file was passed over: it holds no model gradlint can build by itself (errors.NoModel).
+    skipped: str | None = None
     # Whether rules ran: False for a target that failed to load (`error` only); True for a model
     # that failed to run too, whose `error` comes with the static rules' findings.
     linted: bool = False

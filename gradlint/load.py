@@ -23,7 +23,7 @@ from typing import Any
 
 from gradlint import sources, stages
 from gradlint.discover import Target
-from gradlint.errors import LoadError
+from gradlint.errors import LoadError, NoModel
 from gradlint.findings import Location
 from gradlint.locations import class_location, display_path, record_construction_sites
 from gradlint.spec import ModelSpec, OptimizerInfo
@@ -45,84 +45,133 @@ class Overrides:
 
 
 def load_target(target: Target, overrides: Overrides = Overrides()) -> ModelSpec:
+    """The ModelSpec of a target. Linting it needs `importable(target)` open while the model runs
+    too (engine.lint_target does that): a model's code may import lazily, inside forward."""
     stages.enter("import", user_code=True)
     if target.kind == "onnx":
         from gradlint.onnx import load_onnx_spec  # only ONNX runs pay for the onnx import
 
         return load_onnx_spec(target.path, overrides)
+    with importable(target):  # again, for callers that lint in their own process (benchmarks)
+        if target.kind == "import":
+            module_name, _, name = target.path.partition(":")
+            namespace = _import_string_module(module_name)
+            return spec_from_namespace(namespace, _module_file(namespace), name, overrides, label=target.path)
+        namespace = import_file(target.path)
+        return spec_from_namespace(namespace, target.path, target.name, overrides)
+
+
+@contextlib.contextmanager
+def importable(target: Target):
+    """sys.path as running the target's code expects it, from loading until the lint is done:
+
+    - a file inside a package (folders with __init__.py up to a root, as pytest finds it) is
+      imported as its dotted module, with the folder above the outermost package first on the
+      path, so `from .blocks import Block` and `from mypkg.blocks import Block` both work;
+    - a file outside any package has its own folder first, as under `python model.py`;
+    - an import string `pkg.module:NAME` has the working directory first, as under `python -m`;
+    - the working directory comes last in every case, after the installed packages, so that a
+      script can import the project's own package when it is run from the project root without
+      it shadowing anything installed.
+    The path is restored afterwards, and no bytecode is written next to the user's files."""
+    if target.kind == "onnx":
+        yield
+        return
     if target.kind == "import":
-        module_name, _, name = target.path.partition(":")
-        namespace = _import_string_module(module_name)
-        return spec_from_namespace(namespace, _module_file(namespace), name, overrides, label=target.path)
-    namespace = import_file(target.path)
-    return spec_from_namespace(namespace, target.path, target.name, overrides)
+        first = os.getcwd()
+    else:
+        absolute = os.path.abspath(target.path)
+        found = package_root(absolute)
+        first = found[0] if found is not None else os.path.dirname(absolute)
+    saved = list(sys.path)
+    sys.path.insert(0, first)
+    sys.path.append(os.getcwd())
+    previous, sys.dont_write_bytecode = sys.dont_write_bytecode, True
+    try:
+        yield
+    finally:
+        sys.path[:] = saved
+        sys.dont_write_bytecode = previous
+
+
+def package_root(path: str) -> tuple[str, str] | None:
+    """(the folder above the outermost package holding `path`, the file's dotted module name), or
+    None when the file's folder is no package (has no __init__.py)."""
+    folder, parts = os.path.dirname(path), [os.path.splitext(os.path.basename(path))[0]]
+    while os.path.isfile(os.path.join(folder, "__init__.py")):
+        parts.insert(0, os.path.basename(folder))
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    if len(parts) == 1:
+        return None
+    if parts[-1] == "__init__":
+        parts.pop()
+    return folder, ".".join(parts)
 
 
 def import_file(path: str) -> Any:
-    """Import a .py file as a fresh module, writing nothing next to it (no __pycache__)."""
+    """Import a .py file: as its dotted module inside a package, else as a fresh module under a
+    private name. See `importable` for the path it needs."""
     # Read and decoded first, as Python will: a FIFO, a device, a huge, binary or undecodable
     # file gets a one-line reason (SourceError, a LoadError) instead of a hang or a bare
     # "syntax error at line None".
     sources.read_python_source(path)
     absolute = os.path.abspath(path)
+    found = package_root(absolute)
+    if found is not None:
+        return _import_package_module(found[1], absolute)
     module_name = "gradlint_target_" + hashlib.sha1(absolute.encode()).hexdigest()[:12]
     spec = importlib.util.spec_from_file_location(module_name, absolute)
     if spec is None or spec.loader is None:
         raise LoadError("not an importable Python file")
     module = importlib.util.module_from_spec(spec)
-    # Sibling imports (`from blocks import Block`) work as when the user runs the file.
-    with _prepended_sys_path(os.path.dirname(absolute)), _no_bytecode():
-        # Registered under a private name: inspect finds class lines through sys.modules.
-        sys.modules[module_name] = module
-        try:
+    # Registered under a private name: inspect finds class lines through sys.modules.
+    sys.modules[module_name] = module
+    try:
+        with _import_errors():
             spec.loader.exec_module(module)
-        except BaseException as error:
-            sys.modules.pop(module_name, None)
-            if isinstance(error, SyntaxError):
-                raise LoadError(sources.syntax_error_message(error)) from error
-            if isinstance(error, ImportError):
-                raise LoadError(f"import failed: {type(error).__name__}: {error}") from error
-            if isinstance(error, Exception):
-                raise LoadError(f"error while importing: {type(error).__name__}: {error}") from error
-            raise
+    except BaseException:
+        sys.modules.pop(module_name, None)
+        raise
     return module
 
 
+def _import_package_module(dotted: str, absolute: str) -> Any:
+    with _import_errors():
+        module = importlib.import_module(dotted)
+    imported = os.path.abspath(getattr(module, "__file__", "") or "")
+    if imported != absolute:  # the package's name is taken by an installed or already imported one
+        raise LoadError(f"imported as {dotted}, but that name is {display_path(imported) or 'a namespace'}: "
+                        f"rename the package, or lint it as {dotted}:NAME from the right folder")
+    return module
+
+
+@contextlib.contextmanager
+def _import_errors():
+    """A failing import as a LoadError with one line: SystemExit and KeyboardInterrupt pass through
+    (the worker names them); gradlint's own exceptions are already LoadErrors."""
+    try:
+        yield
+    except LoadError:
+        raise
+    except SyntaxError as error:
+        raise LoadError(sources.syntax_error_message(error)) from error
+    except ImportError as error:
+        raise LoadError(f"import failed: {type(error).__name__}: {error}") from error
+    except Exception as error:
+        raise LoadError(f"error while importing: {type(error).__name__}: {error}") from error
+
+
 def _import_string_module(module_name: str) -> Any:
-    with _prepended_sys_path(os.getcwd()), _no_bytecode():
-        try:
-            return importlib.import_module(module_name)
-        except SyntaxError as error:
-            raise LoadError(sources.syntax_error_message(error)) from error
-        except ImportError as error:
-            raise LoadError(f"import failed: {type(error).__name__}: {error}") from error
-        except Exception as error:
-            raise LoadError(f"error while importing: {type(error).__name__}: {error}") from error
+    with _import_errors():
+        return importlib.import_module(module_name)
 
 
 def _module_file(module: Any) -> str:
     filename = getattr(module, "__file__", None)
     return display_path(filename) if filename else module.__name__
-
-
-@contextlib.contextmanager
-def _prepended_sys_path(directory: str):
-    sys.path.insert(0, directory)
-    try:
-        yield
-    finally:
-        with contextlib.suppress(ValueError):
-            sys.path.remove(directory)
-
-
-@contextlib.contextmanager
-def _no_bytecode():
-    previous = sys.dont_write_bytecode
-    sys.dont_write_bytecode = True
-    try:
-        yield
-    finally:
-        sys.dont_write_bytecode = previous
 
 
 def spec_from_namespace(namespace: Any, path: str, name: str | None, overrides: Overrides = Overrides(),
@@ -220,12 +269,14 @@ def find_factory(namespace: Any, name: str | None):
         return "build_model", namespace.build_model
     if isinstance(getattr(namespace, "model", None), nn.Module):
         return "model", _as_factory(namespace.model, "model")
-    classes = _constructible_module_classes(namespace)
+    defined = _module_classes(namespace)
+    classes = [cls for cls in defined if not _required_arguments(cls)]
+    if not defined:
+        raise NoModel("no build_model(), module-level `model` or nn.Module class")
     if not classes:
-        raise LoadError(
-            "no model found: define build_model(), a module-level `model`, "
-            "or an nn.Module subclass whose constructor takes no arguments"
-        )
+        names = ", ".join(cls.__name__ for cls in defined[:3]) + (", ..." if len(defined) > 3 else "")
+        raise NoModel(f"its nn.Module classes ({names}) all need constructor arguments; name a factory with "
+                      "file.py::NAME or build_model() to lint one")
     # Several classes: the outermost model holds the others, so it has the most parameters.
     built = []
     for cls in classes:
@@ -235,7 +286,9 @@ def find_factory(namespace: Any, name: str | None):
             continue
     if not built:
         raise LoadError("no model found: every nn.Module subclass in the file failed to construct")
-    cls = max(built, key=lambda pair: pair[0])[1]
+    count, cls = max(built, key=lambda pair: pair[0])
+    if count == 0:  # activations, losses, parameter-free blocks: layers of a model, not one
+        raise NoModel("its nn.Module classes have no parameters")
     return cls.__name__, cls
 
 
@@ -249,21 +302,22 @@ def _as_factory(obj: Any, name: str):
     raise LoadError(f"{name} is a {type(obj).__name__}, not a model factory or nn.Module")
 
 
-def _constructible_module_classes(namespace: Any) -> list[type]:
+def _module_classes(namespace: Any) -> list[type]:
+    """The nn.Module subclasses the file defines (not those it imports)."""
     import torch.nn as nn
 
-    classes = []
-    for value in vars(namespace).values():
-        if isinstance(value, type) and issubclass(value, nn.Module) and value.__module__ == namespace.__name__:
-            try:
-                signature = inspect.signature(value)
-            except (TypeError, ValueError):
-                continue
-            required = [p for p in signature.parameters.values()
-                        if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-            if not required:
-                classes.append(value)
-    return classes
+    return [value for value in vars(namespace).values()
+            if isinstance(value, type) and issubclass(value, nn.Module) and value.__module__ == namespace.__name__]
+
+
+def _required_arguments(cls: type) -> bool:
+    """Whether constructing the class needs arguments (a signature that cannot be read counts as yes)."""
+    try:
+        signature = inspect.signature(cls)
+    except (TypeError, ValueError):
+        return True
+    return any(p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+               for p in signature.parameters.values())
 
 
 def _call_optional(namespace: Any, name: str, *args: Any) -> Any:

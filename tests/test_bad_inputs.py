@@ -2,6 +2,8 @@
 
 Every case in tests/bad_inputs/ opens with what it expects:
   `# expect: error: TEXT`   the file gets exactly the line `FILE: error: TEXT` (exit code 2);
+  `# expect: skipped: TEXT` the file holds no model gradlint can build by itself: it is counted
+                             as skipped, with this reason (-v, json), and is no error;
   `# expect: lints [CODES]` the file's code is hostile (it prints, exits from a thread, changes
                              global torch state or the working directory...) but its model is
                              fine: it is linted, with these codes among its findings.
@@ -32,7 +34,7 @@ HERE = pathlib.Path(__file__).parent / "bad_inputs"
 GOOD = "_good_model.py"
 TIMEOUT = 5  # seconds: the good model needs well under one; the cases that hang need the limit
 LIMITS = ["--timeout", str(TIMEOUT), "--max-memory", "512MB"]
-EXPECT = re.compile(r"^# expect: (?:error: (?P<error>.+)|lints(?P<codes>(?: GL\d{3})*))$")
+EXPECT = re.compile(r"^# expect: (?:error: (?P<error>.+)|skipped: (?P<skipped>.+)|lints(?P<codes>(?: GL\d{3})*))$")
 
 
 def _onnx_model_bytes() -> bytes:
@@ -73,7 +75,8 @@ GENERATED = {
 
 
 def _committed_cases() -> dict[str, tuple[str, str | None, tuple[str, ...]]]:
-    """name -> ("error", text, ()) or ("lints", None, codes), from each file's first line."""
+    """name -> ("error", text, ()), ("skipped", reason, ()) or ("lints", None, codes), from each
+    file's first line."""
     cases = {}
     for path in sorted(HERE.iterdir()):
         if path.name == GOOD or path.suffix != ".py":
@@ -82,6 +85,8 @@ def _committed_cases() -> dict[str, tuple[str, str | None, tuple[str, ...]]]:
         assert match, f"{path.name} does not open with an `# expect:` line"
         if match["error"]:
             cases[path.name] = ("error", match["error"], ())
+        elif match["skipped"]:
+            cases[path.name] = ("skipped", match["skipped"], ())
         else:
             cases[path.name] = ("lints", None, tuple(match["codes"].split()))
     return cases
@@ -143,12 +148,21 @@ def test_bad_input_beside_a_good_model(folder, good_alone, name):
     errors = [line for line in out.splitlines() if ": error: " in line]
     if kind == "error":
         assert (code, errors) == (2, [f"{name}: error: {error}"])
+    elif kind == "skipped":
+        assert (code, errors) == (1, [])
+        assert out.endswith("; 1 file without a model skipped.\n") and name not in out
     else:
         assert (code, errors) == (1, [])
         assert re.search(rf"^{re.escape(name)}::build_model: risk \d\.\d\d ", out, re.MULTILINE), out
 
     code, out, _ = gradlint("--format", "json", name, GOOD)
-    bad, good = json.loads(out)["models"]
+    document = json.loads(out)
+    if kind == "skipped":
+        assert document["skipped"] == [{"path": name, "reason": error}]
+        (good,) = document["models"]
+        assert good == good_alone
+        return
+    bad, good = document["models"]
     assert good == good_alone
     if kind == "error":
         assert bad["error"] == error

@@ -1,5 +1,5 @@
-"""One JSON object per line, streamed as each target finishes: a target that failed
-({"target", "path", "error"}), or one that only the static rules could lint ({"target", "path",
+"""One JSON object per line, streamed as each target finishes: a file without a model
+({"target", "path", "skipped"}), a target that failed ({"target", "path", "error"}), or one that only the static rules could lint ({"target", "path",
 "note"}); each finding with its target; then, for every linted model, its risk ({"target", "path",
 "risk", "level", "causes"}, with "risk_incomplete" when the risk could not weigh every rule, and a
 null risk when the model did not run). For log tools; `json` has the summary too."""
@@ -14,6 +14,8 @@ from gradlint.findings import ModelReport
 
 def render_model(report: ModelReport, quiet: bool = False, first: bool = True) -> str:
     lines = []
+    if report.skipped is not None:
+        lines.append({"target": report.target, "path": report.path, "skipped": report.skipped})
     if report.error is not None:
         lines.append({"target": report.target, "path": report.path, "error": report.error})
     elif report.not_run:

@@ -26,6 +26,9 @@ def summary_line(reports: Sequence[ModelReport]) -> str:
         line += f" ({', '.join(parts)})"
     if failed:
         line += f"; {failed} target{'' if failed == 1 else 's'} failed to load"
+    skipped = sum(r.skipped is not None for r in reports)
+    if skipped:  # -v names them
+        line += f"; {skipped} file{'' if skipped == 1 else 's'} without a model skipped"
     return line + "."
 
 
