@@ -18,6 +18,7 @@ from gradlint import baseline as baselines
 from gradlint.config import (CliOptions, ConfigFinder, ModelSettings, parse_size, resolve_rules, resolve_severities,
                              validate_keys)
 from gradlint.emit import FORMATS, streaming
+from gradlint.emit.style import PLAIN, palette_for
 from gradlint.emit import statistics as stats
 from gradlint.engine import Settings, active_rules
 from gradlint.errors import UsageError
@@ -186,6 +187,7 @@ def _run(paths, *, output_format, output_file, statistics, select, extend_select
     # Text formats print each target as it finishes; a document (JSON, SARIF), the statistics,
     # a file and a baseline still to be written need every report first.
     stream = None if statistics or output_file or write_baseline else streaming(fmt)
+    palette = palette_for(sys.stdout) if stream is not None else PLAIN
     parallel = jobs or run_config.jobs or default_jobs(len(plans))
     jobs_to_run = [Job(target, settings, overrides, verbose) for target, settings, overrides in plans]
     preload = ("gradlint.onnx",) if any(t.kind == "onnx" for t in targets) else ()
@@ -198,7 +200,7 @@ def _run(paths, *, output_format, output_file, statistics, select, extend_select
             report = hide(outcome.report, ran[outcome.index]) if hide is not None else outcome.report
             reports.append(report)
             if stream is not None:
-                text = stream.render_model(report, quiet=quiet, first=not printed)
+                text = stream.render_model(report, quiet=quiet, first=not printed, palette=palette)
                 progress.write(text)
                 printed = printed or bool(text)
             if verbose and report.skipped is not None:

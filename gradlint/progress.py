@@ -52,7 +52,7 @@ class Progress:
         if not text:
             return
         if self.bar is None:
-            click.echo(text, nl=False, err=err)
+            click.echo(text, nl=False, err=err, color=True)  # colour, if any, was chosen with the palette
             return
         from tqdm import tqdm
 

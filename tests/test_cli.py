@@ -183,3 +183,31 @@ def test_python_m_gradlint(workdir):
     result = subprocess.run([sys.executable, "-m", "gradlint", "--select", "GL201", "-q", "healthy.py"],
                             capture_output=True, text=True)
     assert (result.returncode, result.stdout) == (0, "")
+
+
+# -- colour, as ruff: on a terminal, unless NO_COLOR; FORCE_COLOR colours a pipe ----------------------
+
+def test_force_color_colours_the_text_formats_only(workdir, monkeypatch):
+    message, _ = measured(workdir)
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    code, out = gradlint("-q", "broken.py")
+    assert (code, out) == (1, f"\x1b[1mbroken.py\x1b[0m:8:20: \x1b[31m\x1b[1mGL201 [error]\x1b[0m fc1: {message}\n")
+    assert "\x1b[" not in gradlint("--format", "json", "broken.py")[1]
+    monkeypatch.setenv("NO_COLOR", "1")  # no-color.org: wins over FORCE_COLOR
+    assert gradlint("-q", "broken.py") == (1, f"broken.py:8:20: GL201 [error] fc1: {message}\n")
+
+
+def test_colour_follows_the_terminal():
+    from gradlint.emit.style import PLAIN, Colors, palette_for
+
+    class Terminal:
+        def __init__(self, tty):
+            self.tty = tty
+
+        def isatty(self):
+            return self.tty
+
+    assert isinstance(palette_for(Terminal(True), environ={}), Colors)
+    assert palette_for(Terminal(False), environ={}) is PLAIN
+    assert palette_for(Terminal(True), environ={"NO_COLOR": "1"}) is PLAIN
+    assert isinstance(palette_for(Terminal(False), environ={"FORCE_COLOR": "1"}), Colors)

@@ -4,25 +4,28 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from gradlint.emit.style import PLAIN, Palette
 from gradlint.emit.summary import error_line, risk_line, summary_lines
 from gradlint.findings import Finding, ModelReport
 
 
-def finding_line(finding: Finding) -> str:
+def finding_line(finding: Finding, palette: Palette = PLAIN) -> str:
     loc = finding.location
     module = f"{finding.module}: " if finding.module else ""
-    return f"{loc.path}:{loc.line}:{loc.col}: {finding.code} [{finding.severity.value}] {module}{finding.message}"
+    severity = finding.severity.value
+    code = palette.severity(f"{finding.code} [{severity}]", severity)
+    return f"{palette.path(loc.path)}:{loc.line}:{loc.col}: {code} {module}{finding.message}"
 
 
-def render_model(report: ModelReport, quiet: bool = False, first: bool = True) -> str:
+def render_model(report: ModelReport, quiet: bool = False, first: bool = True, palette: Palette = PLAIN) -> str:
     """One target's lines: its error or findings, then (unless quiet) its risk and assumptions."""
     lines: list[str] = []
     if report.error is not None:
-        lines.append(error_line(report))
+        lines.append(error_line(report, palette))
     if report.linted:
-        lines.extend(finding_line(f) for f in report.findings)
+        lines.extend(finding_line(f, palette) for f in report.findings)
         if not quiet and report.error is None:
-            lines.append(risk_line(report))
+            lines.append(risk_line(report, palette))
             lines.extend(f"  assumed {a}" for a in report.assumptions)
     return "".join(line + "\n" for line in lines)
 
@@ -32,5 +35,5 @@ def render_end(reports: Sequence[ModelReport], quiet: bool = False, baseline=Non
     return "" if quiet else "".join(line + "\n" for line in summary_lines(reports, baseline))
 
 
-def render(reports: Sequence[ModelReport], quiet: bool = False, baseline=None) -> str:
-    return "".join(render_model(r, quiet) for r in reports) + render_end(reports, quiet, baseline)
+def render(reports: Sequence[ModelReport], quiet: bool = False, baseline=None, palette: Palette = PLAIN) -> str:
+    return "".join(render_model(r, quiet, palette=palette) for r in reports) + render_end(reports, quiet, baseline)

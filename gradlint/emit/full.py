@@ -5,14 +5,16 @@ from __future__ import annotations
 import linecache
 from collections.abc import Sequence
 
+from gradlint.emit.style import PLAIN, Palette
 from gradlint.emit.summary import error_line, risk_line, summary_lines
 from gradlint.findings import Finding, ModelReport
 
 
-def render_finding(finding: Finding) -> list[str]:
+def render_finding(finding: Finding, palette: Palette = PLAIN) -> list[str]:
     loc = finding.location
-    lines = [f"{finding.code} [{finding.severity.value}] {finding.name}: {finding.message}",
-             f"  --> {loc.path}:{loc.line}:{loc.col}"]
+    severity = finding.severity.value
+    lines = [f"{palette.severity(f'{finding.code} [{severity}]', severity)} {finding.name}: {finding.message}",
+             f"  --> {palette.path(loc.path)}:{loc.line}:{loc.col}"]
     source = linecache.getline(loc.path, loc.line).rstrip()
     if source:
         gutter = " " * len(str(loc.line))
@@ -26,18 +28,18 @@ def render_finding(finding: Finding) -> list[str]:
     return lines
 
 
-def render_model(report: ModelReport, quiet: bool = False, first: bool = True) -> str:
+def render_model(report: ModelReport, quiet: bool = False, first: bool = True, palette: Palette = PLAIN) -> str:
     """One target's paragraphs: its error, each finding, then (unless quiet) its risk, assumptions
     and cost. Paragraphs are separated by a blank line, also from what was printed before
     (unless `first`)."""
     paragraphs: list[list[str]] = []
     if report.error is not None:
-        paragraphs.append([error_line(report)])
+        paragraphs.append([error_line(report, palette)])
     if report.linted:
-        paragraphs.extend(render_finding(finding) for finding in report.findings)
+        paragraphs.extend(render_finding(finding, palette) for finding in report.findings)
         if not quiet and report.error is None:
             passes = report.passes
-            paragraphs.append([risk_line(report), *(f"  assumed {a}" for a in report.assumptions),
+            paragraphs.append([risk_line(report, palette), *(f"  assumed {a}" for a in report.assumptions),
                                f"  cost: {passes.get('forward', 0)} forward, {passes.get('backward', 0)} "
                                "backward pass(es)"])
     return _join(paragraphs, first)
@@ -47,10 +49,10 @@ def render_end(reports: Sequence[ModelReport], quiet: bool = False, baseline=Non
     return "" if quiet else _join([summary_lines(reports, baseline)], first)
 
 
-def render(reports: Sequence[ModelReport], quiet: bool = False, baseline=None) -> str:
+def render(reports: Sequence[ModelReport], quiet: bool = False, baseline=None, palette: Palette = PLAIN) -> str:
     text = ""
     for report in reports:
-        text += render_model(report, quiet, first=not text)
+        text += render_model(report, quiet, first=not text, palette=palette)
     return text + render_end(reports, quiet, baseline, first=not text)
 
 

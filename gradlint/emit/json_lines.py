@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from gradlint.findings import ModelReport
 
 
-def render_model(report: ModelReport, quiet: bool = False, first: bool = True) -> str:
+def render_model(report: ModelReport, quiet: bool = False, first: bool = True, palette: object = None) -> str:
+    """The target's records (never coloured: `palette` is accepted as the text formats take it)."""
     lines = []
     if report.skipped is not None:
         lines.append({"target": report.target, "path": report.path, "skipped": report.skipped})

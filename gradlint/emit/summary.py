@@ -6,6 +6,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from gradlint.emit.style import PLAIN, Palette
 from gradlint.findings import ModelReport
 
 if TYPE_CHECKING:
@@ -32,18 +33,19 @@ def summary_line(reports: Sequence[ModelReport]) -> str:
     return line + "."
 
 
-def risk_line(report: ModelReport) -> str:
+def risk_line(report: ModelReport, palette: Palette = PLAIN) -> str:
     """`target: risk 0.99 (high); causes: ...`, saying what the risk could not weigh, or why there
     is none."""
     if report.risk is None:
-        return f"{report.target}: no risk ({'; '.join(report.incomplete)})"
+        return f"{palette.path(report.target)}: no risk ({'; '.join(report.incomplete)})"
     incomplete = f", incomplete: {', '.join(report.incomplete)}" if report.incomplete else ""
     causes = f"; causes: {', '.join(report.causes)}" if report.causes else ""
-    return f"{report.target}: risk {report.risk:.2f} ({report.level}{incomplete}){causes}"
+    risk = palette.level(f"risk {report.risk:.2f} ({report.level}", report.level)
+    return f"{palette.path(report.target)}: {risk}{incomplete}){causes}"
 
 
-def error_line(report: ModelReport) -> str:
-    return f"{report.path}: error: {report.error}"
+def error_line(report: ModelReport, palette: Palette = PLAIN) -> str:
+    return f"{palette.path(report.path)}: {palette.error('error')}: {report.error}"
 
 
 def baseline_line(result: BaselineResult) -> str:
