@@ -187,26 +187,8 @@ def _run(paths, *, output_format, output_file, statistics, select, extend_select
     # Text formats print each target as it finishes; a document (JSON, SARIF), the statistics,
     # a file and a baseline still to be written need every report first.
     stream = None if statistics or output_file or write_baseline else streaming(fmt)
-    palette = palette_for(sys.stdout) if stream is not None else PLAIN
     parallel = jobs or run_config.jobs or default_jobs(len(plans))
-    jobs_to_run = [Job(target, settings, overrides, verbose) for target, settings, overrides in plans]
-    preload = ("gradlint.onnx",) if any(t.kind == "onnx" for t in targets) else ()
-
-    reports: list[ModelReport] = []
-    printed = False
-    with Progress(len(jobs_to_run), enabled=not quiet and sys.stderr.isatty()) as progress, \
-            contextlib.closing(runner.run(jobs_to_run, parallel, limits, preload, progress.update)) as outcomes:
-        for outcome in outcomes:
-            report = hide(outcome.report, ran[outcome.index]) if hide is not None else outcome.report
-            reports.append(report)
-            if stream is not None:
-                text = stream.render_model(report, quiet=quiet, first=not printed, palette=palette)
-                progress.write(text)
-                printed = printed or bool(text)
-            if verbose and report.skipped is not None:
-                progress.write(f"{report.path}: skipped: {report.skipped}\n", err=True)
-            if verbose and outcome.output:
-                progress.write(_captured(report, outcome.output), err=True)
+    reports, printed = _lint(plans, ran, parallel, limits, hide, stream, quiet=quiet, verbose=verbose)
 
     baseline_result = hide.result() if hide is not None else None
     if write_baseline:
@@ -220,6 +202,33 @@ def _run(paths, *, output_format, output_file, statistics, select, extend_select
         _write(text, output_file)
     threshold = Severity(fail_on) if fail_on else run_config.fail_on or Severity.WARNING
     return exit_code(reports, threshold, exit_zero)
+
+
+def _lint(plans, ran, parallel: int, limits: runner.Limits, hide, stream, *, quiet: bool, verbose: bool
+          ) -> tuple[list[ModelReport], bool]:
+    """Lint every planned target in workers and print each report as it comes (`stream`, a text
+    format's module, or None to print nothing yet); return the reports, baseline applied, and
+    whether anything was printed. With -v, the skipped files and each target's captured output
+    follow its findings on stderr."""
+    jobs = [Job(target, settings, overrides, verbose) for target, settings, overrides in plans]
+    preload = ("gradlint.onnx",) if any(target.kind == "onnx" for target, _, _ in plans) else ()
+    palette = palette_for(sys.stdout) if stream is not None else PLAIN
+    reports: list[ModelReport] = []
+    printed = False
+    with Progress(len(jobs), enabled=not quiet and sys.stderr.isatty()) as progress, \
+            contextlib.closing(runner.run(jobs, parallel, limits, preload, progress.update)) as outcomes:
+        for outcome in outcomes:
+            report = hide(outcome.report, ran[outcome.index]) if hide is not None else outcome.report
+            reports.append(report)
+            if stream is not None:
+                text = stream.render_model(report, quiet=quiet, first=not printed, palette=palette)
+                progress.write(text)
+                printed = printed or bool(text)
+            if verbose and report.skipped is not None:
+                progress.write(f"{report.path}: skipped: {report.skipped}\n", err=True)
+            if verbose and outcome.output:
+                progress.write(_captured(report, outcome.output), err=True)
+    return reports, printed
 
 
 def default_jobs(targets: int) -> int:
