@@ -27,7 +27,7 @@ from gradlint.load import Overrides
 from gradlint.losses import LOSSES
 from gradlint.progress import Progress
 from gradlint.show import settings_text
-from gradlint.registry import all_rules
+from gradlint.registry import all_rules, clashes
 from gradlint.selection import parse_selectors
 from gradlint.worker import Job
 
@@ -175,6 +175,8 @@ def _run(paths, *, output_format, output_file, statistics, select, extend_select
         # Unknown selectors are usage errors even with nothing to lint; a pre-commit run over
         # files without a model and without selectors skips loading the rules altogether.
         resolve_rules(run_config, cli, all_rules())
+        for clash in clashes():
+            click.echo(f"gradlint: warning: {clash}", err=True)
     plans = [_plan(target, finder, cli) for target in targets]
     if show_settings:
         click.echo(settings_text(plans[0] if plans else None, finder, run_config, limits, exclusions), nl=False)

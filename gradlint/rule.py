@@ -161,6 +161,29 @@ class Rule:
         return stage in cls.stages
 
 
+def contract_problem(cls: type, prefix: str) -> str | None:
+    """What makes `cls` unusable as a rule of a package whose codes start with `prefix`, or None.
+    Checked once, when the rule is registered, so that a broken rule fails by name and not in the
+    middle of a model's lint."""
+    code = getattr(cls, "code", None)
+    if not isinstance(code, str) or not re.fullmatch(rf"{prefix}[0-9]+", code):
+        return f"code {code!r} is not the package's prefix {prefix} followed by digits"
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        return f"name {name!r} is not a kebab-case name such as init-scale-too-large"
+    family = getattr(cls, "family", None)
+    if not isinstance(family, str) or not re.fullmatch(r"[a-z][a-z0-9_-]*", family):
+        return f"family {family!r} is not a lower-case word such as init (families group rules in docs and config)"
+    if not isinstance(getattr(cls, "severity", None), Severity):
+        return "severity must be a gradlint.findings.Severity (ERROR, WARNING or INFO)"
+    stages = getattr(cls, "stages", None)
+    if not isinstance(stages, frozenset) or not stages or not all(isinstance(s, Stage) for s in stages):
+        return "stages must be a non-empty frozenset of gradlint.findings.Stage"
+    if cls.check is Rule.check:
+        return "it does not implement check(ctx)"
+    return None
+
+
 def iter_rule_classes(namespace: Any) -> Iterator[type[Rule]]:
     """Concrete rule classes defined in a module (Fixit-style discovery, no hand-kept list)."""
     for value in vars(namespace).values():

@@ -182,10 +182,18 @@ def _parse_comment(token: tokenize.TokenInfo, path: str):
         scope = "file" if match.group("kind").lower() == "noqa" else "next"
         yield Directive(path, location, match.group(0).strip(), entries or None), scope
     for match in _NOQA.finditer(token.string):
-        ours = tuple(c for c in _split(match.group("codes") or "") if c.startswith("GL"))
+        ours = tuple(c for c in _split(match.group("codes") or "") if c.startswith(_prefixes()))
         if ours:  # a bare `# noqa`, or one naming only other tools' codes, is not for gradlint
             location = Location(display_path(path), line, col + match.start() + 1)
             yield Directive(path, location, match.group(0).strip(), ours), "self"
+
+
+def _prefixes() -> tuple[str, ...]:
+    """The code prefixes of every installed rule package: a `# noqa: XT101` is for gradlint when
+    a plugin registered XT."""
+    from gradlint.registry import prefixes
+
+    return prefixes()
 
 
 def _split(codes: str) -> list[str]:

@@ -6,11 +6,13 @@
         assert_trainable(build_model(), torch.randn(8, 64))
 
 The pytest plugin's `gradlint` fixture offers the same, with per-test defaults from the
-`@pytest.mark.gradlint(...)` marker. Importing this module does not import torch.
+`@pytest.mark.gradlint(...)` marker. A rule package's test suite runs its rules' twin examples with
+`test_examples = example_tests("XT")`. Importing this module does not import torch.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from gradlint.findings import ModelReport, Severity
@@ -51,3 +53,70 @@ class Checker:
     def assert_trainable(self, model: Any, example_inputs: Any, **options: Any) -> ModelReport:
         __tracebackhide__ = True
         return assert_trainable(model, example_inputs, **{**self.defaults, **options})
+
+
+# -- the twin examples a rule carries, as tests --------------------------------------------------
+
+EXPECT = re.compile(r"#\s*expect:\s*([A-Z]+[0-9]+)")
+
+
+def example_tests(prefix: str):
+    """A pytest test, parametrized over every INVALID and VALID example of the installed rules
+    whose codes start with `prefix`: in a rule package's test suite,
+
+        from gradlint.testing import example_tests
+
+        test_examples = example_tests("XT")
+
+    Each example is written to a file and linted as `gradlint file.py --select CODE` would lint
+    it, in this process: the rule must fire on each INVALID example (on the lines marked
+    `# expect: CODE`, when some are) and stay quiet on each VALID one."""
+    import pytest
+
+    from gradlint.registry import all_rules
+
+    rules = [rule for rule in all_rules() if rule.code.startswith(prefix)]
+    cases = [(rule, kind, i, source) for rule in rules
+             for kind, sources in (("invalid", rule.INVALID), ("valid", rule.VALID))
+             for i, source in enumerate(sources)]
+
+    @pytest.mark.parametrize("rule,kind,index,source", cases, ids=[f"{r.code}-{k}{i}" for r, k, i, _ in cases])
+    def test_rule_example(rule, kind, index, source, tmp_path):
+        __tracebackhide__ = True
+        check_example(rule, kind, index, source, tmp_path)
+
+    return test_rule_example
+
+
+def check_example(rule: Any, kind: str, index: int, source: str, folder: Any) -> None:
+    """Assert that `rule` fires on (kind "invalid") or stays quiet on (kind "valid") `source`."""
+    __tracebackhide__ = True
+    report = lint_example(source, [rule.code, *rule.EXAMPLE_SELECT], folder)
+    assert report.error is None, f"{rule.code} {kind} example {index}: {report.error}"
+    hits = [f for f in report.findings if f.code == rule.code]
+    if kind == "valid":
+        assert hits == [], f"{rule.code} fired on its valid example {index}: {[f.message for f in hits]}"
+        return
+    assert hits, f"{rule.code} did not fire on its invalid example {index}"
+    marked = [n for n, line in enumerate(source.splitlines(), start=1)
+              if (match := EXPECT.search(line)) and match.group(1) == rule.code]
+    if marked:
+        lines = {f.location.line for f in hits}
+        assert lines <= set(marked), f"{rule.code} pointed at lines {sorted(lines)}, expected {marked}"
+
+
+def lint_example(source: str, select: Any, folder: Any, name: str = "model.py", probe: bool = True) -> ModelReport:
+    """Lint `source` written to `folder/name` with the rules whose codes start with `select` (all
+    for None), in this process (no worker: a rule's own test suite wants its tracebacks)."""
+    import os
+
+    from gradlint.discover import Target
+    from gradlint.engine import Settings, lint_target
+    from gradlint.load import Overrides
+    from gradlint.registry import all_rules
+
+    path = os.path.join(str(folder), name)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(source)
+    rules = tuple(r for r in all_rules() if select is None or any(r.code.startswith(s) for s in select))
+    return lint_target(Target(path), Settings(rules=rules, probe=probe), Overrides())

@@ -7,17 +7,11 @@ import signal
 
 import pytest
 
-from gradlint.discover import Target
-from gradlint.engine import Settings, lint_target
-from gradlint.load import Overrides
-from gradlint.registry import all_rules
+from gradlint.testing import lint_example
 
 
 def lint_source(tmp_path, source: str, select=None, name: str = "model.py", probe: bool = True):
-    path = tmp_path / name
-    path.write_text(source)
-    rules = tuple(r for r in all_rules() if select is None or any(r.code.startswith(s) for s in select))
-    return lint_target(Target(str(path)), Settings(rules=rules, probe=probe), Overrides())
+    return lint_example(source, select, tmp_path, name, probe)
 
 
 @pytest.fixture

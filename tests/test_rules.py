@@ -6,35 +6,16 @@ well-formed, every rule is documented in ruff's template and has examples.
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
 from gradlint.registry import all_rules
 from gradlint.rule import CODE_PATTERN, DOC_HEADINGS, NAME_PATTERN
-from tests.conftest import lint_source
+from gradlint.testing import example_tests
 
-RULES = all_rules()
-CASES = [(rule, "invalid", i, src) for rule in RULES for i, src in enumerate(rule.INVALID)] + \
-        [(rule, "valid", i, src) for rule in RULES for i, src in enumerate(rule.VALID)]
-EXPECT = re.compile(r"#\s*expect:\s*(GL\d{3})")
+RULES = [rule for rule in all_rules() if rule.code.startswith("GL")]  # a plugin's rules are its own tests
 
-
-@pytest.mark.parametrize("rule,kind,index,source", CASES, ids=[f"{r.code}-{k}{i}" for r, k, i, _ in CASES])
-def test_rule_example(tmp_path, rule, kind, index, source):
-    report = lint_source(tmp_path, source, select=[rule.code, *rule.EXAMPLE_SELECT])
-    assert report.error is None, report.error
-    hits = [f for f in report.findings if f.code == rule.code]
-    if kind == "valid":
-        assert hits == [], [f.message for f in hits]
-        return
-    assert hits, f"{rule.code} did not fire on its invalid example {index}"
-    expected_lines = [n for n, line in enumerate(source.splitlines(), start=1) if EXPECT.search(line)
-                      and EXPECT.search(line).group(1) == rule.code]
-    if expected_lines:
-        assert {f.location.line for f in hits} <= set(expected_lines), \
-            f"{rule.code} pointed at {[f.location.line for f in hits]}, expected {expected_lines}"
-        assert {f.location.line for f in hits}, "no finding at the marked line"
+# The built-in rules' twin examples run through the same runner a plugin's test suite uses.
+test_rule_example = example_tests("GL")
 
 
 def test_codes_and_names_are_unique_and_well_formed():

@@ -1,0 +1,1 @@
+"""Example gradlint rules (prefix XT)."""
