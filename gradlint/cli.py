@@ -402,6 +402,11 @@ def _explanation(code: str) -> str:
     rule = rule_by_code(code)
     if rule is None:
         raise UsageError(f"unknown rule {code!r} (see gradlint --list-rules)")
+    return explanation(rule)
+
+
+def explanation(rule) -> str:
+    """A rule's documentation and first examples: `--explain` and the pages in docs/rules/."""
     stages = ", ".join(s.value for s in Stage if s in rule.stages)
     header = [f"# {rule.name} ({rule.code})", "",
               f"Family: {rule.family}. Default severity: {rule.severity.value}. Needs: {stages}.", ""]
