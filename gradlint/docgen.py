@@ -5,7 +5,7 @@ severity, stages, docstring, examples); the committed copies are checked by a te
     python -m gradlint.docgen            # rewrite them
     python -m gradlint.docgen --check    # exit 1 and name the stale files
 
-keeps them true.
+keeps them true. It writes into a source checkout (the folder above the gradlint package).
 """
 
 from __future__ import annotations
