@@ -49,6 +49,8 @@ from gradlint.losses import training_loss  # noqa: E402
 from gradlint.registry import all_rules  # noqa: E402
 from gradlint import risk as risk_model  # noqa: E402
 
+import calibration  # noqa: E402  (benchmarks/, on sys.path above)
+
 DRY_RUN_STEPS = 10
 AUTOTRAINER_THRESHOLD = 70.0
 GLOBAL_NORM_THRESHOLD = 100.0
@@ -198,7 +200,7 @@ def twin_groups(names: list[str], cases_dir: str) -> list[str]:
     return [root(name) for name in names]
 
 
-# Strengths of the calibration's L2 penalty (on standardized features, gradlint.risk.fit) to choose
+# Strengths of the calibration's L2 penalty (on standardized features, calibration.fit) to choose
 # from. The corpus is small: too strong a penalty mutes causes only a few cases show, too weak a
 # one overfits. The inner CV has picked from 0.005 to 0.5 on the 117 and 133 cases.
 L2_GRID = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
@@ -215,7 +217,7 @@ def choose_l2(evidences: list, labels: list, groups: list) -> float:
         total = 0.0
         for group in sorted(set(groups)):
             train = [j for j, g in enumerate(groups) if g != group]
-            model = risk_model.fit([evidences[j] for j in train], [labels[j] for j in train], l2=l2)
+            model = calibration.fit([evidences[j] for j in train], [labels[j] for j in train], l2=l2)
             total += sum(_log_loss(model, evidences[j], labels[j]) for j, g in enumerate(groups) if g == group)
         return total
 
@@ -233,7 +235,7 @@ def cross_validated_risk(results: list[CaseResult], groups: list[str]) -> tuple[
         held = [i for i, g in enumerate(groups) if g == group]
         train = [j for j, g in enumerate(groups) if g != group]
         l2 = choose_l2([evidences[j] for j in train], [labels[j] for j in train], [groups[j] for j in train])
-        model = risk_model.fit([evidences[j] for j in train], [labels[j] for j in train], l2=l2)
+        model = calibration.fit([evidences[j] for j in train], [labels[j] for j in train], l2=l2)
         for i in held:
             scores[i], chosen[i] = risk_model.predict(model, evidences[i]), l2
     return scores, chosen
@@ -401,8 +403,8 @@ def report(results: list[CaseResult], args) -> None:
               open(args.out, "w"), indent=1, default=float)
     if args.fit:
         l2 = choose_l2([r.evidence for r in ok], labels, groups)
-        model = risk_model.fit([r.evidence for r in ok], labels, l2=l2)
-        risk_model.save(model, args.fit)
+        model = calibration.fit([r.evidence for r in ok], labels, l2=l2)
+        calibration.save(model, args.fit)
         print(f"calibration written to {args.fit}")
 
 

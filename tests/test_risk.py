@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import math
 import random
+import sys
+from pathlib import Path
 
 import pytest
 
 from gradlint import risk
 from gradlint.findings import Finding, Location, Severity
 from gradlint.registry import all_rules
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+import calibration  # noqa: E402  (benchmarks/calibration.py: the offline fit of the shipped calibration)
 
 
 def _finding(code: str, weight: float) -> Finding:
@@ -57,10 +62,10 @@ def test_fit_learns_an_informative_feature_and_clamps_a_misleading_one_at_zero()
         evidences.append({"signal": rng.gauss(2.0 if label else 0.5, 0.5),  # higher when it diverges
                           "m:misleading": rng.gauss(0.5 if label else 2.0, 0.5)})  # lower when it diverges
         labels.append(label)
-    model = risk.fit(evidences, labels, l2=0.01)
+    model = calibration.fit(evidences, labels, l2=0.01)
     assert model["weights"]["signal"] > 1.0
     assert model["weights"]["m:misleading"] == 0.0  # a negative weight would make the risk non-monotone
-    weaker = risk.fit(evidences, labels, l2=1.0)
+    weaker = calibration.fit(evidences, labels, l2=1.0)
     assert 0.0 < weaker["weights"]["signal"] < model["weights"]["signal"]
     assert (model["cases"], model["positives"]) == (200, sum(labels))
 
@@ -76,8 +81,8 @@ def test_fit_does_not_depend_on_a_feature_s_units():
         evidences.append({"signal": max(0.0, rng.gauss(1.5 if label else 0.5, 0.7)),
                           "rare": 2.0 if label and rng.random() < 0.1 else 0.0})
         labels.append(label)
-    model = risk.fit(evidences, labels, l2=0.1)
-    scaled = risk.fit([{"signal": 10 * e["signal"], "rare": e["rare"]} for e in evidences], labels, l2=0.1)
+    model = calibration.fit(evidences, labels, l2=0.1)
+    scaled = calibration.fit([{"signal": 10 * e["signal"], "rare": e["rare"]} for e in evidences], labels, l2=0.1)
     assert scaled["weights"]["signal"] == pytest.approx(model["weights"]["signal"] / 10, rel=1e-3)
     assert scaled["weights"]["rare"] == pytest.approx(model["weights"]["rare"], rel=1e-3)
     assert scaled["bias"] == pytest.approx(model["bias"], rel=1e-3)
