@@ -13,6 +13,7 @@ from typing import Any
 import onnx
 import torch
 
+from gradlint.onnx.ops import OPS
 from gradlint.onnx.tensors import attributes, to_tensor
 
 DEFAULT_DOMAINS = ("", "ai.onnx")
@@ -116,8 +117,6 @@ class Graph:
         Concatenated before the LSTM node). The result is static, and a weight when its inputs
         are: the layer reading it holds it as a Parameter of its own. The Transpose of a weight
         that a MatMul reads stays: the MatMul's Linear holds the weight itself (layers._matmul)."""
-        from gradlint.onnx.ops import OPS
-
         if node.label == "Transpose" and self._reader_ops.get(node.outputs[0], set()) <= {"MatMul"} and \
                 self.is_weight(node.inputs[0]):
             return False

@@ -19,13 +19,15 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 import torch.nn.functional as F
 
-from gradlint.onnx.graph import Node
 from gradlint.onnx.tensors import torch_dtype
+
+if TYPE_CHECKING:  # annotations only: graph.py folds constants with OPS, so it imports this module
+    from gradlint.onnx.graph import Node
 
 OpFn = Callable[..., Any]
 OPS: dict[str, OpFn] = {}

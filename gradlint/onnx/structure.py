@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from gradlint.onnx.graph import Graph
+from gradlint.onnx.module import OnnxScope, Step
 
 _TOLERANCE = 1e-4
 _SMALL = 1 << 16  # inputs this small are cheap enough to try every head count on
@@ -33,8 +34,6 @@ _SMALL = 1 << 16  # inputs this small are cheap enough to try every head count o
 
 def recover(module: Any, graph: Graph) -> None:
     """Rewrite `module` (an OnnxModule under construction) in place."""
-    from gradlint.onnx.convert import OnnxScope
-
     scopes = [path for path, m in module.named_modules() if type(m) is OnnxScope]
     for path in reversed(scopes):  # innermost first
         _fold_attention(module, graph, path)
@@ -45,8 +44,6 @@ def recover(module: Any, graph: Graph) -> None:
 
 
 def _fold_attention(module: Any, graph: Graph, path: str) -> bool:
-    from gradlint.onnx.convert import _Step
-
     scope = module.get_submodule(path)
     projections = _projections(scope)
     if projections is None:
@@ -87,7 +84,7 @@ def _fold_attention(module: Any, graph: Graph, path: str) -> bool:
             module.param_sources[f"{path}.out_proj.{param}"] = sources[f"{path}.{out_name}.{param}"]
     module.op_types[path] = "MultiheadAttention"
     module.node_names.setdefault(path, steps[0].node)
-    step = _Step(module.node_names[path], "MultiheadAttention", (x_name,), (out_value,), module=path,
+    step = Step(module.node_names[path], "MultiheadAttention", (x_name,), (out_value,), module=path,
                  prepare=_self_attention, finish=_attention_output)
     removed = set(block[:-1])  # the attention runs where its last op ran: every input is ready by then
     module._steps = [step if i == block[-1] else s for i, s in enumerate(module._steps) if i not in removed]
@@ -198,8 +195,6 @@ _CLASSES: dict[str, type] = {}
 
 def _named_scope(name: str) -> type:
     """An OnnxScope subclass named after the torch.nn class the scope was."""
-    from gradlint.onnx.convert import OnnxScope
-
     if name not in _CLASSES:
         _CLASSES[name] = type(name, (OnnxScope,), {
             "__module__": __name__,
@@ -209,8 +204,6 @@ def _named_scope(name: str) -> type:
 
 
 def _name_transformer_modules(module: Any) -> None:
-    from gradlint.onnx.convert import OnnxScope
-
     first_use = {}
     for index, step in enumerate(module._steps):
         if step.module is not None:
