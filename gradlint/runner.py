@@ -108,7 +108,10 @@ def run(jobs: Sequence[Job], parallel: int = 1, limits: Limits = Limits(), prelo
 
 @functools.cache
 def _context(preload: tuple[str, ...]) -> multiprocessing.context.BaseContext:
-    """The fork server's context. Its preload list is read once, when the server starts."""
+    """The fork server's context; its preload list is read once, when the server starts. Where
+    there is no fork server (Windows), each worker is a fresh interpreter that imports torch."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(list(preload))
     return context
@@ -190,8 +193,8 @@ class _Worker:
         """Kill the worker and every process of its session (it called setsid first)."""
         try:
             os.killpg(self.process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass  # not yet its own group leader, or gone
+        except (ProcessLookupError, PermissionError, AttributeError):
+            pass  # not yet its own group leader, or gone; no process groups on Windows
         try:
             self.process.kill()
         except (ProcessLookupError, ValueError, AttributeError):

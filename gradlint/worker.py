@@ -54,7 +54,8 @@ class Job:
 def main(connection: Any, job: Job) -> None:
     """Lint `job` and send ("report", ModelReport) over `connection`; before that, ("stage", name)
     each time the pipeline enters a stage. Never returns."""
-    os.setsid()
+    if hasattr(os, "setsid"):  # POSIX; on Windows the parent kills the worker alone
+        os.setsid()
     _bind_to_parent()
     _redirect_stdio(job.output_path)
     sys.argv = [job.target.path]
