@@ -9,7 +9,7 @@ from gradlint.rule import Rule, RuleContext
 from gradlint.rules.attention._common import MAX_LOGIT, MIN_HEAD_DIM, attention_scores, scores_fix_code
 
 # The weight grows with the logit size reached at init: 0.2 at |logit| 5 (a scaled head's
-# typical maximum), 0.6 at 25 (G7's unscaled d = 64 head).
+# typical maximum), 0.6 at 25 (the unscaled d = 64 head of docs/theory.md G7).
 WEIGHT_LOW, WEIGHT_HIGH, LOGIT_LOW, LOGIT_HIGH = 0.2, 0.6, 5.0, 25.0
 
 

@@ -14,9 +14,9 @@ from gradlint.rules.optimizer._common import (
 # decrease a linear model predicts that the step realizes (the trust-region ratio, Nocedal &
 # Wright, Numerical Optimization, ch. 4). On the quadratic along the update, q = 2 (1 - rho) is
 # lr * curvature in gradient-descent units: q = 2 (rho = 0) is the edge of stability and q = 4
-# (rho = -1) the divergence mark for smooth nets (theory.md D1, D2). The warning sits a little
+# (rho = -1) the divergence mark for smooth nets (docs/theory.md D1, D2). The warning sits a little
 # below the edge because bounded losses (saturated tanh, cross-entropy) flatten the secant:
-# theory.md G5's no-warmup Transformer failures (Adam, lr 1e-2) measure rho = 0.03-0.08 here,
+# the no-warmup Transformer failures of docs/theory.md G5 (Adam, lr 1e-2) measure rho = 0.03-0.08 here,
 # the runs that train (lr <= 3e-3) rho >= 0.19.
 RHO_WARNING = 0.1  # q = 1.8
 RHO_ERROR = -1.0  # q = 4

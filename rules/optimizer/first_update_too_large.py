@@ -11,10 +11,10 @@ from gradlint.rules.optimizer._common import (
 )
 
 # ||update|| / ||W|| of the first optimizer step. cs231n's rule of thumb is ~1e-3 per step;
-# theory.md D3 measured the no-warmup Transformer failures (G5) at first-step ratios >= 0.083
+# docs/theory.md D3 puts the no-warmup Transformer failures of G5 at first-step ratios >= 0.083
 # (Post-LN, 12 layers), >= 0.14 (Post-LN, 6) and >= 0.28 (Pre-LN, 6), while healthy setups sit
 # at 0.02-0.05 (AdamW 1e-3 on default-init layers of fan-in 100-3000: lr * sqrt(3 fan_in)).
-# D3's 1e-2 warning would flag all of those, so the warning starts at D3's "high" mark.
+# D3's proposed 1e-2 warning would flag all of those, so the warning starts at its "high" mark.
 RATIO_WARNING = 0.1
 # SGD's relative step is lr * ||g|| / ||W||: it shrinks as the gradient does, while Adam keeps
 # stepping ~lr per entry for its first ~1/(1 - beta2) steps. The classifier head of a healthy SGD

@@ -15,7 +15,7 @@ GRADIENT_DESCENT = {"SGD", "ASGD"}
 # within ~8% on a tanh MLP with clustered top eigenvalues (30 converge everywhere we measured);
 # --thorough runs 30 and adds random restarts.
 ITERATIONS, THOROUGH_ITERATIONS, THOROUGH_RESTARTS = 10, 30, 2
-# lr * lambda / bound above which divergence is likely, not just a catapult (theory.md D2, G6):
+# lr * lambda / bound above which divergence is likely, not just a catapult (docs/theory.md D2, G6):
 # smooth nets (tanh) diverge from 4/lambda = 2x the GD bound; ReLU nets catapulted up to
 # 24/lambda and diverged at 40/lambda = 20x.
 STRONG_SMOOTH, STRONG_PIECEWISE_LINEAR = 2.0, 20.0
@@ -155,7 +155,7 @@ def _containing_clip(optimizer, eigenvalue: float, loss: float) -> float:
 
 def stability_bound(optimizer) -> float:
     """lr * lambda_max above which (heavy-ball / Nesterov) gradient descent diverges on a
-    quadratic (theory.md D1)."""
+    quadratic (docs/theory.md, D1)."""
     beta = optimizer.momentum
     if optimizer.nesterov and beta:
         return (2 + 2 * beta) / (1 + 2 * beta)

@@ -8,9 +8,9 @@ from gradlint.findings import Severity, Stage
 from gradlint.rule import Rule, RuleContext
 from gradlint.rules.probe._common import backward_profile, depth_fix, growth, observed, sci
 
-# End-to-end gain ||delta_first|| / ||delta_last|| of the backward signal: theory.md A1 flags
-# chi_hat^L outside [1e-2, 1e2] (warning) and [1e-4, 1e4] (error); AUTOTRAINER flags a
-# first/last gradient ratio above 70 (anchors.md, DEPTH-RATIO).
+# End-to-end gain ||delta_first|| / ||delta_last|| of the backward signal: docs/theory.md A1
+# flags chi_hat^L outside [1e-2, 1e2] (warning) and [1e-4, 1e4] (error); AUTOTRAINER flags a
+# first/last weight-gradient ratio above 70 (its gradient_message_summary; docs/theory.md, T2).
 GAIN_WARNING = 1e2
 GAIN_ERROR = 1e4
 

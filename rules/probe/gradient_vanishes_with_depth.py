@@ -8,8 +8,9 @@ from gradlint.findings import Severity, Stage
 from gradlint.rule import Rule, RuleContext
 from gradlint.rules.probe._common import backward_profile, depth_fix, growth, observed, sci
 
-# ||delta_first|| / ||delta_last|| below this: theory.md A1 (chi_hat^L outside [1e-4, 1e4]);
-# AUTOTRAINER's vanish ratio is 1e-3 on weight gradients (anchors.md, DEPTH-RATIO).
+# ||delta_first|| / ||delta_last|| below this: the error decade of docs/theory.md A1 (chi_hat^L
+# outside [1e-4, 1e4]); AUTOTRAINER's vanish ratio is 1e-3 on weight gradients (its
+# gradient_message_summary; docs/theory.md, T2).
 GAIN_VANISHING = 1e-4
 # Vanishing stalls training but does not make it diverge: the risk weight stays small.
 WEIGHT_MIN, WEIGHT_MAX = 0.05, 0.15
