@@ -49,6 +49,7 @@ class DeadReluAtInit(Rule):
     - Lu, Shin, Su & Karniadakis 2019, Dying ReLU and Initialization: Theory and Numerical Examples, arXiv:1903.06733
     - Maas, Hannun & Ng 2013, Rectifier Nonlinearities Improve Neural Network Acoustic Models (leaky ReLU), ICML
     - SageMaker Debugger DeadRelu rule (threshold_layer = 50%); torch-audit TA105 (90%)
+    - docs/theory.md, T3 (the dead-ReLU thresholds of other tools)
     """
 
     code = "GL303"

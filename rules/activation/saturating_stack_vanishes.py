@@ -54,6 +54,7 @@ class SaturatingStackVanishes(Rule):
     - Glorot & Bengio 2010, Understanding the difficulty of training deep feedforward neural networks, AISTATS
     - Hochreiter 1991, Untersuchungen zu dynamischen neuronalen Netzen (diploma thesis); Hochreiter et al. 2001, Gradient flow in recurrent nets
     - Schoenholz et al. 2017, Deep Information Propagation, arXiv:1611.01232
+    - docs/theory.md, A1 (chi_1, and the thresholds for bounded activations)
     """
 
     code = "GL302"

@@ -44,6 +44,7 @@ class AttentionMissingScale(Rule):
     - Vaswani et al. 2017, Attention Is All You Need, arXiv:1706.03762 (section 3.2.1)
     - Dehghani et al. 2023, Scaling Vision Transformers to 22 Billion Parameters, arXiv:2302.05442
     - Zhai et al. 2023, Stabilizing Transformer Training by Preventing Attention Entropy Collapse, arXiv:2303.06296
+    - docs/theory.md, C4 (attention logit scale) and G7 (measured at init)
     """
 
     code = "GL801"

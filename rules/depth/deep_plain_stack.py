@@ -53,6 +53,7 @@ class DeepPlainStack(Rule):
     - Poole et al. 2016, Exponential expressivity in deep neural networks, arXiv:1606.05340
     - He et al. 2016, Deep Residual Learning for Image Recognition, arXiv:1512.03385
     - Simonyan & Zisserman 2014, Very Deep Convolutional Networks, arXiv:1409.1556
+    - docs/theory.md, A1 (the per-layer gain chi_1, PyTorch's default init, the decade thresholds)
     """
 
     code = "GL101"

@@ -49,6 +49,7 @@ class ResidualVarianceGrowth(Rule):
       in Deep Networks (SkipInit), arXiv:2002.10444
     - Bachlechner et al. 2020, ReZero is All You Need, arXiv:2003.04887
     - Hanin & Rolnick 2018, How to Start Training, arXiv:1803.01719
+    - docs/theory.md, B1 (residual stream growth) and B2 (zero-initialized and scaled branches)
     """
 
     code = "GL103"

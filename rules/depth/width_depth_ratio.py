@@ -45,6 +45,7 @@ class WidthDepthRatio(Rule):
       Architecture, arXiv:1803.01719
     - Hanin 2018, Which Neural Net Architectures Give Rise to Exploding and Vanishing
       Gradients?, arXiv:1801.03744
+    - docs/theory.md, A2 (Hanin and Rolnick's beta)
     """
 
     code = "GL104"

@@ -61,6 +61,7 @@ class CompoundedInitGain(Rule):
     - Schoenholz et al. 2017, Deep Information Propagation, arXiv:1611.01232
     - Glorot & Bengio 2010, Understanding the difficulty of training deep feedforward neural networks, AISTATS
     - He et al. 2015, Delving Deep into Rectifiers, arXiv:1502.01852
+    - docs/theory.md, A1 (chi_1 and the decade thresholds) and G1 (measured gains)
     """
 
     code = "GL202"

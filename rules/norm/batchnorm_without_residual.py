@@ -56,6 +56,7 @@ class BatchNormWithoutResidual(Rule):
       Normalization, arXiv:1902.08129
     - Philipp, Song, Carbonell 2018, The exploding gradient problem demystified, arXiv:1712.05577
     - He et al. 2016, Deep Residual Learning for Image Recognition, arXiv:1512.03385
+    - docs/theory.md, A5 (the growth rate per activation) and G2 (its measurement)
     """
 
     code = "GL404"

@@ -63,6 +63,7 @@ class PostLnDeep(Rule):
     - Xiong et al. 2020, On Layer Normalization in the Transformer Architecture, arXiv:2002.04745
     - Liu et al. 2020, Understanding the Difficulty of Training Transformers, arXiv:2004.08249
     - Wang et al. 2022, DeepNet: Scaling Transformers to 1,000 Layers, arXiv:2203.00555
+    - docs/theory.md, C1 (Post-LN and Pre-LN), C2 (Admin, DeepNorm) and G5 (the failing learning rates)
     """
 
     code = "GL402"

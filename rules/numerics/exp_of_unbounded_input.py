@@ -52,6 +52,7 @@ class ExpOfUnboundedInput(Rule):
     - Micikevicius et al. 2018, Mixed Precision Training, arXiv:1710.03740
     - Wortsman et al. 2023, Small-scale proxies for large-scale Transformer training instabilities, arXiv:2309.14322
     - IEEE 754-2008 binary16/binary32 limits
+    - docs/theory.md, E1 (format limits) and E3 (exp overflow)
     """
 
     code = "GL853"

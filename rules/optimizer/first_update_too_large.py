@@ -41,8 +41,9 @@ class FirstUpdateTooLarge(Rule):
     lr * sign(g) in every entry, so its relative size is lr / RMS(W) = lr * sqrt(3 * fan_in)
     for PyTorch's default init: lr 0.01 on a 1024-wide layer rewrites 55% of the weight in one
     step, before the second-moment estimate has settled. Transformers trained without warmup
-    diverge once this ratio passes ~0.1 (measured on 6-12 layer encoders; Xiong et al. 2020
-    describe the mechanism). SGD's ratio is lr * ||g|| / ||W|| and grows with the gradient norm.
+    fail once this ratio passes ~0.1 (measured on 6-12 layer encoders, docs/theory.md G5; Xiong
+    et al. 2020 describe the mechanism). SGD's ratio is lr * ||g|| / ||W|| and grows with the
+    gradient norm.
 
     ## Example
     ```python
@@ -60,6 +61,7 @@ class FirstUpdateTooLarge(Rule):
     - Karpathy, CS231n notes, "ratio of weights:updates" (~1e-3)
     - Liu et al. 2019, On the Variance of the Adaptive Learning Rate and Beyond (RAdam), arXiv:1908.03265
     - Xiong et al. 2020, On Layer Normalization in the Transformer Architecture, arXiv:2002.04745
+    - docs/theory.md, D3 (Adam's first step, the no-warmup failures of G5) and D6 (warmup length)
     """
 
     code = "GL601"

@@ -40,8 +40,8 @@ class LrExceedsCurvatureBound(Rule):
     On a quadratic, gradient descent multiplies the error along the top curvature direction by
     |1 - lr * lambda| per step: above 2/lambda it grows geometrically (Cohen et al. 2021).
     Networks survive up to ~4/lambda by a "catapult" that flattens the surface, and diverge
-    beyond (Lewkowycz et al. 2020; in our measurements tanh nets diverge at 4.5/lambda,
-    ReLU nets at 40/lambda).
+    beyond (Lewkowycz et al. 2020; in gradlint's measurements, docs/theory.md G6, tanh nets
+    diverge at 4.5/lambda, ReLU nets at 40/lambda).
 
     ## Example
     ```python
@@ -59,6 +59,7 @@ class LrExceedsCurvatureBound(Rule):
     - Cohen et al. 2021, Gradient Descent on Neural Networks Typically Occurs at the Edge of Stability, arXiv:2103.00065
     - Lewkowycz et al. 2020, The large learning rate phase of deep learning: the catapult mechanism, arXiv:2003.02218
     - Pascanu, Mikolov, Bengio 2013, On the difficulty of training recurrent neural networks (clipping), arXiv:1211.5063
+    - docs/theory.md, D1 (bounds with momentum), D2 and G6 (the catapult and the divergence marks)
     """
 
     code = "GL602"

@@ -55,6 +55,7 @@ class Fp16RangeOverflow(Rule):
     - Micikevicius et al. 2018, Mixed Precision Training, arXiv:1710.03740
     - Kalamkar et al. 2019, A Study of BFLOAT16 for Deep Learning Training, arXiv:1905.12322
     - IEEE 754-2008 binary16: largest finite value 65504
+    - docs/theory.md, E1 (format limits) and E2 (mixed-precision margins)
     """
 
     code = "GL505"

@@ -52,6 +52,7 @@ class GradientExplodesWithDepth(Rule):
     - Schoenholz et al. 2017, Deep Information Propagation, arXiv:1611.01232
     - He et al. 2015, Delving Deep into Rectifiers, arXiv:1502.01852
     - Zhang et al. 2021, AUTOTRAINER (ICSE'21): first/last gradient ratio > 70 flags explosion
+    - docs/theory.md, A1 (why delta, the decade thresholds), F1 (fixes by cause) and T2 (AUTOTRAINER's ratio)
     """
 
     code = "GL502"

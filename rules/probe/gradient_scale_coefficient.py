@@ -54,6 +54,7 @@ class GradientScaleCoefficient(Rule):
     ## References
     - Philipp, Song & Carbonell 2018, The exploding gradient problem demystified, arXiv:1712.05577
     - Yang et al. 2019, A Mean Field Theory of Batch Normalization, arXiv:1902.08129
+    - docs/theory.md, A4 (the gradient scale coefficient)
     """
 
     code = "GL504"

@@ -47,6 +47,7 @@ class GradientVanishesWithDepth(Rule):
     - Glorot & Bengio 2010, Understanding the difficulty of training deep feedforward neural networks (AISTATS)
     - He et al. 2015, Delving Deep into Rectifiers, arXiv:1502.01852
     - Schoenholz et al. 2017, Deep Information Propagation, arXiv:1611.01232
+    - docs/theory.md, A1 (PyTorch's default init, the decade thresholds) and F1 (fixes by cause)
     """
 
     code = "GL503"

@@ -66,6 +66,7 @@ class NonFiniteValues(Rule):
     - PyTorch, `torch.autograd.detect_anomaly` and the `torch.where` NaN-gradient note
       (https://pytorch.org/docs/stable/generated/torch.where.html)
     - HF `DebugUnderflowOverflow` (reports the first module whose output is non-finite)
+    - docs/theory.md, E3 (operations that overflow or divide by zero) and T2 (other tools' non-finite checks)
     """
 
     code = "GL501"

@@ -50,6 +50,7 @@ class GradientGrowsThroughTime(Rule):
     - Pascanu, Mikolov, Bengio 2013, On the difficulty of training recurrent neural networks, arXiv:1211.5063
     - Bengio, Simard, Frasconi 1994, Learning long-term dependencies with gradient descent is difficult
     - Hochreiter & Schmidhuber 1997, Long Short-Term Memory
+    - docs/theory.md, D4 (spectral radius and clipping) and A1 (the decade thresholds)
     """
 
     code = "GL702"

@@ -50,6 +50,7 @@ class RecurrentSpectralRadius(Rule):
     - Bengio, Simard, Frasconi 1994, Learning long-term dependencies with gradient descent is difficult
     - Saxe, McClelland, Ganguli 2013, Exact solutions to the nonlinear dynamics of learning in deep
       linear networks, arXiv:1312.6120
+    - docs/theory.md, D4 (spectral radius and clipping)
     """
 
     code = "GL701"
