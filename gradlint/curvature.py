@@ -46,7 +46,7 @@ LEAN_BYTES = 256 * 2**20
 # Lanczos stops once the top Ritz value is this close (relative) to an eigenvalue: plenty for
 # comparing lr * lambda against a bound of 2.
 EIGEN_TOLERANCE = 1e-2
-# Finite-difference HVP step, relative to the parameter norm (theory.md section (d)).
+# Finite-difference HVP step, relative to the parameter norm (docs/theory.md, P2).
 FD_RELATIVE_STEP = 1e-3
 
 

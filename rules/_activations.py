@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 # gain**2 per activation (torch.nn.init.calculate_gain): ReLU 2 (He), tanh ~ 1 (25/9 by torch's
-# convention, but 1 is critical for small biases: theory.md A1), linear/SELU 1 (LeCun).
+# convention, but 1 is critical for small biases: docs/theory.md A1), linear/SELU 1 (LeCun).
 CRITICAL_GAIN_SQUARED = {
     "ReLU": 2.0, "relu": 2.0, "relu_": 2.0, "ReLU6": 2.0, "relu6": 2.0,
     "LeakyReLU": 2.0 / (1 + 0.01 ** 2), "leaky_relu": 2.0 / (1 + 0.01 ** 2),
@@ -190,7 +190,7 @@ class Link:
 
     def gain(self) -> float:
         """Backward gain of E||delta||**2 across this link: sigma_w**2 of the target layer times
-        E[phi'(h)**2] of the activation between (chi_1 of mean-field theory, theory.md A1)."""
+        E[phi'(h)**2] of the activation between (chi_1 of mean-field theory, docs/theory.md A1)."""
         return weight_gain(self.target.module) * self.slope()
 
 

@@ -11,7 +11,7 @@ from gradlint.rules.activation._common import worst_sites
 
 # Fraction of a ReLU layer's units (features, or channels of a feature map) that are zero
 # for every example of the batch. SageMaker Debugger's DeadRelu fails a layer above 50%
-# (threshold_layer=50); torch-audit's activation-collapse rule fires above 90% (anchors.md).
+# (threshold_layer=50); torch-audit's TA105 (activation collapse) fires above 90% (docs/theory.md, T3).
 FRACTION_WARNING = 0.5
 FRACTION_ERROR = 0.9
 # A unit that is active on half the inputs looks dead on a batch of n rows with probability
@@ -49,6 +49,7 @@ class DeadReluAtInit(Rule):
     - Lu, Shin, Su & Karniadakis 2019, Dying ReLU and Initialization: Theory and Numerical Examples, arXiv:1903.06733
     - Maas, Hannun & Ng 2013, Rectifier Nonlinearities Improve Neural Network Acoustic Models (leaky ReLU), ICML
     - SageMaker Debugger DeadRelu rule (threshold_layer = 50%); torch-audit TA105 (90%)
+    - docs/theory.md, T3 (the dead-ReLU thresholds of other tools)
     """
 
     code = "GL303"

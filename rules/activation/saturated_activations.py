@@ -44,6 +44,7 @@ class SaturatedActivations(Rule):
     - Glorot & Bengio 2010, Understanding the difficulty of training deep feedforward neural networks, AISTATS
     - LeCun, Bottou, Orr & Mueller 1998, Efficient BackProp
     - SageMaker Debugger SaturatedActivation rule (threshold 50% of units); Wardat et al. 2022, DeepDiagnosis, arXiv:2112.04036
+    - docs/theory.md, T3 (the saturation thresholds of other tools)
     """
 
     code = "GL301"

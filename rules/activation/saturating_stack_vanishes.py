@@ -11,8 +11,8 @@ from gradlint.rules._activations import SATURATING, SignalFlow, init_call, weigh
 # Stacks of at least this many tanh/sigmoid layers with nothing but weights between them
 # (Glorot & Bengio 2010 saw saturation and stalled learning in 4-5 hidden-layer sigmoid nets).
 MIN_STACK = 6
-# Backward gain of the gradient's mean square over the stack. theory.md A1 bounds are 1e-2
-# (warning) and 1e-4 (error); as for ReLU chains (GL202) the first level is A1's error bound,
+# Backward gain of the gradient's mean square over the stack. The bounds of docs/theory.md A1
+# are 1e-2 (warning) and 1e-4 (error); as for ReLU chains (GL202) the first level is A1's error bound,
 # which keeps a 24-layer Xavier tanh MLP (~2e-3, measured delta ratio ~1e-2) quiet. Unlike
 # ReLU, bounded activations do not grow the forward signal to compensate in the weight
 # gradients, so the levels are warning/error rather than info/warning. A stack of 6 sigmoid
@@ -54,6 +54,7 @@ class SaturatingStackVanishes(Rule):
     - Glorot & Bengio 2010, Understanding the difficulty of training deep feedforward neural networks, AISTATS
     - Hochreiter 1991, Untersuchungen zu dynamischen neuronalen Netzen (diploma thesis); Hochreiter et al. 2001, Gradient flow in recurrent nets
     - Schoenholz et al. 2017, Deep Information Propagation, arXiv:1611.01232
+    - docs/theory.md, A1 (chi_1, and the thresholds for bounded activations)
     """
 
     code = "GL302"

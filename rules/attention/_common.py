@@ -17,7 +17,7 @@ from gradlint.rules.numerics._common import PASS_THROUGH, SOFTMAXES, finite_absm
 MATMULS = {"matmul", "__matmul__", "bmm", "einsum"}
 SCALES = {"mul", "mul_", "__mul__", "__rmul__", "__imul__", "div", "div_", "true_divide", "__truediv__",
           "__itruediv__"}
-# Without 1/sqrt(d) the logits' standard deviation grows like sqrt(d) (theory.md C4, G7:
+# Without 1/sqrt(d) the logits' standard deviation grows like sqrt(d) (docs/theory.md C4, G7:
 # d = 64 gives std 8 and entropy 0.12 x ln T); below d = 16 the factor is at most 4 and the
 # softmax stays soft at init.
 MIN_HEAD_DIM = 16
@@ -26,7 +26,7 @@ MASKS = {"masked_fill", "masked_fill_", "where", "add", "add_", "__add__", "__ra
 # A scale is a scalar, or one value per head: at most this many elements.
 MAX_SCALE_ELEMENTS = 256
 MAX_SEARCH_DEPTH = 12
-# Attention collapse at init (theory.md C4, Dehghani et al. 2023, Zhai et al. 2023): normalized
+# Attention collapse at init (docs/theory.md C4, Dehghani et al. 2023, Zhai et al. 2023): normalized
 # attention entropy below 0.3 or logits above ~10. The entropy is the Renyi-2 entropy recovered
 # from the softmax output's RMS (sum p^2 = T * mean p^2), a lower bound on Shannon's, so it is
 # only read on rows long enough for the bound to be meaningful, and never through -inf masks.

@@ -39,6 +39,7 @@ class AttentionLogitsTooLarge(Rule):
     - Dehghani et al. 2023, Scaling Vision Transformers to 22 Billion Parameters, arXiv:2302.05442 (qk-layernorm)
     - Zhai et al. 2023, Stabilizing Transformer Training by Preventing Attention Entropy Collapse, arXiv:2303.06296
     - Wortsman et al. 2023, Small-scale proxies for large-scale Transformer training instabilities, arXiv:2309.14322
+    - docs/theory.md, C4 (attention logit scale and entropy collapse) and G7 (measured at init)
     """
 
     code = "GL802"

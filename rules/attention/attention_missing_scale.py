@@ -9,7 +9,7 @@ from gradlint.rule import Rule, RuleContext
 from gradlint.rules.attention._common import MAX_LOGIT, MIN_HEAD_DIM, attention_scores, scores_fix_code
 
 # The weight grows with the logit size reached at init: 0.2 at |logit| 5 (a scaled head's
-# typical maximum), 0.6 at 25 (G7's unscaled d = 64 head).
+# typical maximum), 0.6 at 25 (the unscaled d = 64 head of docs/theory.md G7).
 WEIGHT_LOW, WEIGHT_HIGH, LOGIT_LOW, LOGIT_HIGH = 0.2, 0.6, 5.0, 25.0
 
 
@@ -44,6 +44,7 @@ class AttentionMissingScale(Rule):
     - Vaswani et al. 2017, Attention Is All You Need, arXiv:1706.03762 (section 3.2.1)
     - Dehghani et al. 2023, Scaling Vision Transformers to 22 Billion Parameters, arXiv:2302.05442
     - Zhai et al. 2023, Stabilizing Transformer Training by Preventing Attention Entropy Collapse, arXiv:2303.06296
+    - docs/theory.md, C4 (attention logit scale) and G7 (measured at init)
     """
 
     code = "GL801"

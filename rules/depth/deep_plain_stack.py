@@ -14,9 +14,9 @@ from gradlint.rules.depth._common import is_norm, is_weighted, longest_run
 # degrading from 18 to 34 layers. 8 flags stacks deeper than VGG-11's conv part.
 MIN_DEPTH = 8
 # Change of the gradient's mean square across the stack, in decades, that makes it a warning or
-# an error: the signal-propagation bounds of theory.md A1 (chi^L outside [1e-2, 1e2] warn,
+# an error: the signal-propagation bounds of docs/theory.md A1 (chi^L outside [1e-2, 1e2] warn,
 # outside [1e-4, 1e4] error). Measured on the backward signal: biases put a floor under the
-# forward one, so the activations can look fine while the gradient vanishes (theory.md A1).
+# forward one, so the activations can look fine while the gradient vanishes (docs/theory.md, A1).
 WARNING_DECADES = 2.0
 ERROR_DECADES = 4.0
 
@@ -53,6 +53,7 @@ class DeepPlainStack(Rule):
     - Poole et al. 2016, Exponential expressivity in deep neural networks, arXiv:1606.05340
     - He et al. 2016, Deep Residual Learning for Image Recognition, arXiv:1512.03385
     - Simonyan & Zisserman 2014, Very Deep Convolutional Networks, arXiv:1409.1556
+    - docs/theory.md, A1 (the per-layer gain chi_1, PyTorch's default init, the decade thresholds)
     """
 
     code = "GL101"

@@ -43,6 +43,7 @@ class EffectiveDepth(Rule):
     - Veit, Wilber, Belongie 2016, Residual Networks Behave Like Ensembles of Relatively Shallow
       Networks, arXiv:1605.06431
     - Philipp, Song, Carbonell 2018, The exploding gradient problem demystified, arXiv:1712.05577
+    - docs/theory.md, B3 (effective depth) and A4 (the gradient scale coefficient)
     """
 
     code = "GL102"

@@ -9,8 +9,8 @@ from gradlint.rule import Rule, RuleContext
 from gradlint.rules.depth._common import ResidualChain, branch_nodes, branch_tail, is_norm, residual_chains
 
 # Growth of the residual stream's mean square from the first block's input to the last
-# block's output, Var(x_L)/Var(x_0) = prod_l (1 + alpha^2 g_l): theory.md B1 flags > 1e2; 1e4
-# is the error bound of the signal-propagation thresholds (theory.md A1).
+# block's output, Var(x_L)/Var(x_0) = prod_l (1 + alpha^2 g_l): docs/theory.md B1 flags > 1e2;
+# 1e4 is the error bound of the signal-propagation thresholds (docs/theory.md, A1).
 GROWTH_WARNING = 1e2
 GROWTH_ERROR = 1e4
 
@@ -26,7 +26,7 @@ class ResidualVarianceGrowth(Rule):
     Without normalization on the stream, every block adds its branch's variance:
     Var(x_{l+1}) = Var(x_l) (1 + alpha^2 g_l). A He-initialized two-layer branch has g = 2,
     so 16 blocks grow the variance 3^16 = 4e7; the backward pass grows the same way, and the
-    output scale saturates the loss (theory.md B1). Normalized ResNets avoid this because the
+    output scale saturates the loss (docs/theory.md, B1). Normalized ResNets avoid this because the
     normalization down-weights each branch by ~1/sqrt(l) (De & Smith 2020); unnormalized ones
     need the branch scaled down explicitly.
 
@@ -49,6 +49,7 @@ class ResidualVarianceGrowth(Rule):
       in Deep Networks (SkipInit), arXiv:2002.10444
     - Bachlechner et al. 2020, ReZero is All You Need, arXiv:2003.04887
     - Hanin & Rolnick 2018, How to Start Training, arXiv:1803.01719
+    - docs/theory.md, B1 (residual stream growth) and B2 (zero-initialized and scaled branches)
     """
 
     code = "GL103"

@@ -8,7 +8,7 @@ from gradlint.findings import Fix, Severity, Stage
 from gradlint.rule import Rule, RuleContext
 from gradlint.rules.depth._common import is_norm, is_weighted, longest_run
 
-# beta = sum over hidden layers of 1/width. theory.md A2: heuristic thresholds (ours, to
+# beta = sum over hidden layers of 1/width. docs/theory.md A2: heuristic thresholds (ours, to
 # calibrate) on Hanin & Rolnick's depth-to-width ratio: beta > 0.5 warns.
 BETA_LIMIT = 0.5
 # Hanin & Rolnick's failure mode 2 is about deep plain stacks; a few narrow layers are a toy
@@ -45,6 +45,7 @@ class WidthDepthRatio(Rule):
       Architecture, arXiv:1803.01719
     - Hanin 2018, Which Neural Net Architectures Give Rise to Exploding and Vanishing
       Gradients?, arXiv:1801.03744
+    - docs/theory.md, A2 (Hanin and Rolnick's beta)
     """
 
     code = "GL104"

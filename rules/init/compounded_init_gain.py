@@ -9,12 +9,12 @@ from gradlint.rule import Rule, RuleContext
 from gradlint.rules._activations import SATURATING, SignalFlow, init_call, label
 
 # End-to-end backward gain G = prod chi_1 over a chain (mean square of the gradient, last
-# layer -> first). theory.md A1: flag G outside [1e-2, 1e2] (warning), [1e-4, 1e4] (error).
+# layer -> first). docs/theory.md A1: flag G outside [1e-2, 1e2] (warning), [1e-4, 1e4] (error).
 EXPLODE_WARNING = 1e2
 EXPLODE_ERROR = 1e4
 # Vanishing is a trainability problem, not a divergence, and Adam rescales each tensor; with
-# ReLU the forward and backward factors cancel in the weight gradients (theory.md A1, measured
-# ratio 1.4 at G = 6e-8). A1's error bound is therefore the first (info) level here, so LeNet-5
+# ReLU the forward and backward factors cancel in the weight gradients (docs/theory.md A1 and G1:
+# measured ratio 1.4 at G = 6e-8). A1's error bound is therefore the first (info) level here, so LeNet-5
 # at PyTorch's default init (G ~ 8e-4) stays quiet while a 20-layer default-init ReLU MLP
 # (G ~ 1e-15) is a warning. Calibrate both on the labelled corpus.
 VANISH_INFO = 1e-4
@@ -61,6 +61,7 @@ class CompoundedInitGain(Rule):
     - Schoenholz et al. 2017, Deep Information Propagation, arXiv:1611.01232
     - Glorot & Bengio 2010, Understanding the difficulty of training deep feedforward neural networks, AISTATS
     - He et al. 2015, Delving Deep into Rectifiers, arXiv:1502.01852
+    - docs/theory.md, A1 (chi_1 and the decade thresholds) and G1 (measured gains)
     """
 
     code = "GL202"

@@ -54,6 +54,7 @@ class EmbeddingScaleTooLarge(Rule):
     - Vaswani et al. 2017, Attention Is All You Need, arXiv:1706.03762 (section 3.4, the sqrt(d_model) scaling)
     - Huang, Perez, Ba & Volkovs 2020, Improving Transformer Optimization Through Better Initialization (T-Fixup), ICML
     - Zhang et al. 2021, AUTOTRAINER (mean |a| >= 10 as abnormal), ICSE
+    - docs/theory.md, C4 (attention logit scale) and T3 (AUTOTRAINER's activation magnitude)
     """
 
     code = "GL204"

@@ -56,6 +56,7 @@ class InitActivationMismatch(Rule):
     - He et al. 2015, Delving Deep into Rectifiers, arXiv:1502.01852
     - Saxe, McClelland & Ganguli 2013, Exact solutions to the nonlinear dynamics of learning in deep linear networks, arXiv:1312.6120
     - Poole et al. 2016, Exponential expressivity in deep neural networks through transient chaos, arXiv:1606.05340
+    - docs/theory.md, A1 (critical initializations) and A3 (orthogonal weights)
     """
 
     code = "GL206"

@@ -43,6 +43,7 @@ class InitScaleTooLarge(Rule):
     ## References
     - He et al. 2015, Delving Deep into Rectifiers, arXiv:1502.01852
     - Poole et al. 2016, Exponential expressivity in deep neural networks, arXiv:1606.05340
+    - docs/theory.md, A1 (the critical weight variance of each activation)
     """
 
     code = "GL201"

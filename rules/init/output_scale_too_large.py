@@ -53,6 +53,7 @@ class OutputScaleTooLarge(Rule):
     - Radford et al. 2019, Language Models are Unsupervised Multitask Learners (GPT-2, std 0.02)
     - Karpathy 2019, A Recipe for Training Neural Networks ("verify loss @ init")
     - Zhang et al. 2021, AUTOTRAINER (mean |a| >= 10 as abnormal), ICSE
+    - docs/theory.md, C5 (output logits) and T3 (AUTOTRAINER's activation magnitude)
     """
 
     code = "GL205"

@@ -43,6 +43,7 @@ class SymmetricWeightInit(Rule):
     - Glorot & Bengio 2010, Understanding the difficulty of training deep feedforward neural networks, AISTATS
     - Zhang, Dauphin & Ma 2019, Fixup Initialization, arXiv:1901.09321 (zero-init that is fine)
     - Nikanjam et al. 2021, NeuraLint (checkConstantInit), doi:10.1145/3470006
+    - docs/theory.md, B2 (zero-initialized tensors by design) and T5 (NeuraLint's static checks)
     """
 
     code = "GL203"

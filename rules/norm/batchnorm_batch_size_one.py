@@ -42,6 +42,7 @@ class BatchNormBatchSizeOne(Rule):
     - Wu & He 2018, Group Normalization, arXiv:1803.08494
     - Ioffe 2017, Batch Renormalization, arXiv:1702.03275
     - Ioffe & Szegedy 2015, Batch Normalization, arXiv:1502.03167
+    - docs/theory.md, C6
     """
 
     code = "GL401"

@@ -9,16 +9,16 @@ from gradlint.rule import Rule, RuleContext
 from gradlint.rules.depth._common import is_batch_norm, longest_run
 
 # Growth of the gradient's mean square from the last to the first BatchNorm of a stack with no
-# skip connection: the signal-propagation bounds of theory.md A1 (1e2 warn, 1e4 error), which
-# ReLU stacks reach at 12 and 24 BatchNorm layers (1.47 per layer, theory.md A5).
+# skip connection: the signal-propagation bounds of docs/theory.md A1 (1e2 warn, 1e4 error), which
+# ReLU stacks reach at 12 and 24 BatchNorm layers (1.47 per layer, docs/theory.md A5).
 GROWTH_WARNING = 1e2
 GROWTH_ERROR = 1e4
 # Fewer BatchNorm layers in a row than this are a normal CNN (VGG-11-BN has 8); the probe's
 # small batch makes the measured factor noisy over a few layers.
 MIN_LAYERS = 6
 # Per-layer growth of the gradient's mean square in BatchNorm stacks without skips, by the
-# activation after the norm: Yang et al. 2019 give pi/(pi-1) = 1.467 for ReLU (theory.md A5
-# measured 1.468, tanh 1.19, identity 1.01 at batch 128).
+# activation after the norm: Yang et al. 2019 give pi/(pi-1) = 1.467 for ReLU (docs/theory.md A5
+# and G2 measured 1.468, tanh 1.19, identity 1.01 at batch 128).
 PREDICTED_RATE = {"relu": math.pi / (math.pi - 1), "leaky_relu": math.pi / (math.pi - 1), "tanh": 1.19}
 LINEAR_RATE = 1.01
 
@@ -56,6 +56,7 @@ class BatchNormWithoutResidual(Rule):
       Normalization, arXiv:1902.08129
     - Philipp, Song, Carbonell 2018, The exploding gradient problem demystified, arXiv:1712.05577
     - He et al. 2016, Deep Residual Learning for Image Recognition, arXiv:1512.03385
+    - docs/theory.md, A5 (the growth rate per activation) and G2 (its measurement)
     """
 
     code = "GL404"

@@ -13,14 +13,15 @@ from gradlint.rules.norm._common import encoder_call, enclosing
 from gradlint.trace import TRANSPARENT
 
 # Post-LN stacks from this many blocks: Liu et al. 2020 (arXiv:2004.08249) train 6-layer
-# Post-LN Transformers on WMT14 but see 12- and 18-layer ones diverge; theory.md G5 measures
-# 6-layer Post-LN failing without warmup from lr 5e-3.
+# Post-LN Transformers on WMT14 but see 12- and 18-layer ones diverge; docs/theory.md G5
+# measures 6-layer Post-LN failing without warmup from lr 5e-3.
 MIN_BLOCKS = 6
-# The smallest Adam learning rate at which Post-LN stacks failed without warmup (theory.md G5,
-# copy task): 5e-3 at 6 layers, 3e-3 at 12. Interpolated as a power law in depth.
+# The smallest Adam learning rate at which Post-LN stacks failed without warmup (docs/theory.md
+# G5, copy task): 5e-3 at 6 layers, 3e-3 at 12. Interpolated as a power law in depth.
 FAILING_LR_AT_6 = 5e-3
 FAILING_LR_AT_12 = 3e-3
-# lr / failing lr from which the finding is a warning (G5: L=12 trained at a third of it).
+# lr / failing lr from which the finding is a warning (docs/theory.md G5: L=12 trained at a third
+# of it).
 WARNING_RATIO = 0.5
 
 
@@ -43,7 +44,7 @@ class PostLnDeep(Rule):
     shrink with depth (Xiong et al. 2020), and each layer depends heavily on its residual
     branch, which amplifies parameter updates (Liu et al. 2020). With Adam at full learning
     rate and no warmup, deep Post-LN stacks diverge or collapse to chance loss: 6 layers fail
-    from lr 5e-3, 12 layers from 3e-3 (theory.md G5); Pre-LN trains at those rates.
+    from lr 5e-3, 12 layers from 3e-3 (docs/theory.md, G5); Pre-LN trains at those rates.
 
     ## Example
     ```python
@@ -62,6 +63,7 @@ class PostLnDeep(Rule):
     - Xiong et al. 2020, On Layer Normalization in the Transformer Architecture, arXiv:2002.04745
     - Liu et al. 2020, Understanding the Difficulty of Training Transformers, arXiv:2004.08249
     - Wang et al. 2022, DeepNet: Scaling Transformers to 1,000 Layers, arXiv:2203.00555
+    - docs/theory.md, C1 (Post-LN and Pre-LN), C2 (Admin, DeepNorm) and G5 (the failing learning rates)
     """
 
     code = "GL402"

@@ -48,6 +48,7 @@ class PreLnMissingFinalNorm(Rule):
     - Xiong et al. 2020, On Layer Normalization in the Transformer Architecture, arXiv:2002.04745
     - Radford et al. 2019, Language Models are Unsupervised Multitask Learners (GPT-2: "an
       additional layer normalization was added after the final self-attention block")
+    - docs/theory.md, C3 (the final normalization of a Pre-LN stack)
     """
 
     code = "GL403"

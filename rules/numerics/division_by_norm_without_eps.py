@@ -57,6 +57,7 @@ class DivisionByNormWithoutEps(Rule):
     - Ba, Kiros, Hinton 2016, Layer Normalization, arXiv:1607.06450 (the epsilon in the denominator)
     - Zhang & Sennrich 2019, Root Mean Square Layer Normalization, arXiv:1910.07467
     - PyTorch documentation, torch.nn.functional.normalize (eps)
+    - docs/theory.md, E3 (division by a norm)
     """
 
     code = "GL852"

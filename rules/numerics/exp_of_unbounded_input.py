@@ -14,7 +14,7 @@ from gradlint.rules.numerics._common import (
 
 EXPS = {"exp", "exp_", "exp2"}
 # exp overflows float16 above ln(65504) = 11.09 and float32/bfloat16 above ln(3.4e38) = 88.72
-# (theory.md E, C4). Its derivative is exp itself, so the same input scales the gradient by
+# (docs/theory.md E3, C4). Its derivative is exp itself, so the same input scales the gradient by
 # e^11 = 6.5e4 already.
 FLOAT16_LIMIT = math.log(65504.0)
 FLOAT32_LIMIT = math.log(3.4028e38)
@@ -52,6 +52,7 @@ class ExpOfUnboundedInput(Rule):
     - Micikevicius et al. 2018, Mixed Precision Training, arXiv:1710.03740
     - Wortsman et al. 2023, Small-scale proxies for large-scale Transformer training instabilities, arXiv:2309.14322
     - IEEE 754-2008 binary16/binary32 limits
+    - docs/theory.md, E1 (format limits) and E3 (exp overflow)
     """
 
     code = "GL853"

@@ -46,6 +46,7 @@ class LogOfSoftmax(Rule):
     ## References
     - Goodfellow, Bengio, Courville 2016, Deep Learning, section 4.1 (overflow and underflow; softmax)
     - PyTorch documentation, torch.nn.functional.log_softmax ("numerically more stable than log(softmax(x))")
+    - docs/theory.md, E3 (log of a softmax)
     """
 
     code = "GL851"

@@ -58,7 +58,7 @@ def first_update_ratios(step: Any) -> list[UpdateRatio]:
     """Per weight tensor (2-D and up), the size of the first update relative to the weight.
 
     Biases, norm gains and scalars are left out: they start at 0 or 1 by design and their
-    relative update says nothing about the layer's stability (theory.md D3's whitelist).
+    relative update says nothing about the layer's stability (the exemptions of docs/theory.md D3).
 
     A zero-initialized weight has no ratio either. ||u|| / ||W|| asks whether the step rewrites
     the layer's initialization, and a zero weight has none to rewrite: Fixup, ReZero and SkipInit
@@ -96,7 +96,7 @@ def clipping_note(ctx: RuleContext, step: Any) -> str:
 
 
 # Untuned linear warmup for Adam-type optimizers: 2 / (1 - beta2) steps (Ma & Yarats 2019,
-# arXiv:1910.04209; theory.md D6): 2000 for beta2 = 0.999.
+# arXiv:1910.04209; docs/theory.md D6): 2000 for beta2 = 0.999.
 WARMUP_FACTOR = 2
 
 
@@ -118,7 +118,7 @@ def warmup_hint(optimizer: Any) -> str:
 
 def is_piecewise_linear(trace: Any) -> bool:
     """Every activation in the traced forward is ReLU-like. Such nets tolerate far larger
-    lr * lambda than smooth ones before diverging (theory.md G6: ReLU 40/lambda, tanh 4.5/lambda)."""
+    lr * lambda than smooth ones before diverging (docs/theory.md G6: ReLU 40/lambda, tanh 4.5/lambda)."""
     from gradlint.trace import ACTIVATIONS, RELU_LIKE
 
     if trace is None:

@@ -14,9 +14,9 @@ from gradlint.rules.optimizer._common import (
 # decrease a linear model predicts that the step realizes (the trust-region ratio, Nocedal &
 # Wright, Numerical Optimization, ch. 4). On the quadratic along the update, q = 2 (1 - rho) is
 # lr * curvature in gradient-descent units: q = 2 (rho = 0) is the edge of stability and q = 4
-# (rho = -1) the divergence mark for smooth nets (theory.md D1, D2). The warning sits a little
+# (rho = -1) the divergence mark for smooth nets (docs/theory.md D1, D2). The warning sits a little
 # below the edge because bounded losses (saturated tanh, cross-entropy) flatten the secant:
-# theory.md G5's no-warmup Transformer failures (Adam, lr 1e-2) measure rho = 0.03-0.08 here,
+# the no-warmup Transformer failures of docs/theory.md G5 (Adam, lr 1e-2) measure rho = 0.03-0.08 here,
 # the runs that train (lr <= 3e-3) rho >= 0.19.
 RHO_WARNING = 0.1  # q = 1.8
 RHO_ERROR = -1.0  # q = 4
@@ -43,9 +43,9 @@ class FirstStepOvershoots(Rule):
     times the curvature in gradient-descent units; q > 2 (rho < 0) means the step jumps past the
     minimum along its own direction, q > 4 diverges for smooth nets (Cohen et al. 2021/2022,
     Lewkowycz et al. 2020). Transformers trained with Adam without warmup fail in exactly this
-    regime (Liu et al. 2019; Xiong et al. 2020: in our measurements, 6-layer encoders at lr 1e-2
-    realize 3-8%), and gradient clipping does not help: Adam divides the gradient by its own
-    magnitude, so the first step has the same size clipped or not.
+    regime (Liu et al. 2019; Xiong et al. 2020; in gradlint's measurements, docs/theory.md G5,
+    6-layer encoders at lr 1e-2 realize 3-8%), and gradient clipping does not help: Adam divides
+    the gradient by its own magnitude, so the first step has the same size clipped or not.
 
     ## Example
     ```python
@@ -65,6 +65,7 @@ class FirstStepOvershoots(Rule):
     - Liu et al. 2019, On the Variance of the Adaptive Learning Rate and Beyond (RAdam), arXiv:1908.03265
     - Xiong et al. 2020, On Layer Normalization in the Transformer Architecture, arXiv:2002.04745
     - Ma & Yarats 2019, On the adequacy of untuned warmup for adaptive optimization, arXiv:1910.04209
+    - docs/theory.md, D2 (rho and the divergence mark) and G5 (the no-warmup Transformers)
     """
 
     code = "GL603"

@@ -11,10 +11,10 @@ from gradlint.rules.optimizer._common import (
 )
 
 # ||update|| / ||W|| of the first optimizer step. cs231n's rule of thumb is ~1e-3 per step;
-# theory.md D3 measured the no-warmup Transformer failures (G5) at first-step ratios >= 0.083
+# docs/theory.md D3 puts the no-warmup Transformer failures of G5 at first-step ratios >= 0.083
 # (Post-LN, 12 layers), >= 0.14 (Post-LN, 6) and >= 0.28 (Pre-LN, 6), while healthy setups sit
 # at 0.02-0.05 (AdamW 1e-3 on default-init layers of fan-in 100-3000: lr * sqrt(3 fan_in)).
-# D3's 1e-2 warning would flag all of those, so the warning starts at D3's "high" mark.
+# D3's proposed 1e-2 warning would flag all of those, so the warning starts at its "high" mark.
 RATIO_WARNING = 0.1
 # SGD's relative step is lr * ||g|| / ||W||: it shrinks as the gradient does, while Adam keeps
 # stepping ~lr per entry for its first ~1/(1 - beta2) steps. The classifier head of a healthy SGD
@@ -41,8 +41,9 @@ class FirstUpdateTooLarge(Rule):
     lr * sign(g) in every entry, so its relative size is lr / RMS(W) = lr * sqrt(3 * fan_in)
     for PyTorch's default init: lr 0.01 on a 1024-wide layer rewrites 55% of the weight in one
     step, before the second-moment estimate has settled. Transformers trained without warmup
-    diverge once this ratio passes ~0.1 (measured on 6-12 layer encoders; Xiong et al. 2020
-    describe the mechanism). SGD's ratio is lr * ||g|| / ||W|| and grows with the gradient norm.
+    fail once this ratio passes ~0.1 (measured on 6-12 layer encoders, docs/theory.md G5; Xiong
+    et al. 2020 describe the mechanism). SGD's ratio is lr * ||g|| / ||W|| and grows with the
+    gradient norm.
 
     ## Example
     ```python
@@ -60,6 +61,7 @@ class FirstUpdateTooLarge(Rule):
     - Karpathy, CS231n notes, "ratio of weights:updates" (~1e-3)
     - Liu et al. 2019, On the Variance of the Adaptive Learning Rate and Beyond (RAdam), arXiv:1908.03265
     - Xiong et al. 2020, On Layer Normalization in the Transformer Architecture, arXiv:2002.04745
+    - docs/theory.md, D3 (Adam's first step, the no-warmup failures of G5) and D6 (warmup length)
     """
 
     code = "GL601"

@@ -15,22 +15,13 @@ from gradlint.rules.optimizer._common import format_lr, lr_name, optimizer_site,
 # batches drawn from its rows with replacement (gradlint.batches), seeded. Either loss should fall
 # step after step; a loss that grows 10x or a gradient norm that grows 1000x is the corpus's own
 # divergence criterion (benchmarks/truth.py), applied to the first steps.
-# The repeated batch shows the learning rate against the curvature with no noise in the way.
-# The resampled rows add the gradient noise of fresh batches, and with it the divergences that
-# noise drives, which stayed invisible on the repeated batch even over 200 steps: SGD momentum
-# 0.99, an exp link on Poisson counts, a Post-LN ALBERT at SGD lr 0.3, unscaled 1-head attention
-# (risks 0.01-0.10). On resampled rows each of them grows where its twin does not. Their 60-step
-# growth as a feature raised the cross-validated AUROC on the 109 cases it was designed on from
-# 0.921 to 0.966 (recall at FPR <= 0.1 from 0.90 to 0.95), and on those plus 8 cases written after
-# it from 0.900 to 0.935 (0.943 with the repeated run cut to 20 steps, below). In place of the
-# repeated batch's features it measured 0.967 on the 109 but recall 0.78 at FPR <= 0.1, so both
-# runs stay (BENCHMARKS.md). 120 resampled steps measured no better than 60 (0.940 against 0.945).
-# Twenty steps on the repeated batch reach the early divergences of the corpus: unclipped LSTM and
-# GRU blow up at steps 8-19, GPT-2 and ViT at high SGD lr after ~10 (benchmarks/truth.json), which
-# five steps missed. Sixty on resampled rows reach the slower ones (an LSTM on targets x100,
-# momentum 0.99, log(softmax) turning NaN at step 27) and let the calibration tell a loss that
-# keeps rising from one that recovers. The repeated batch's own 60-step growth added nothing
-# beside them (AUROC 0.935 on 117 cases with or without it), so its run stops at 20.
+# The repeated batch shows the learning rate against the curvature with no noise in the way;
+# twenty steps reach the corpus's early divergences (unclipped RNNs, GPT-2 and ViT at high SGD
+# lr), which five missed. The resampled rows add the gradient noise of fresh batches, and the
+# divergences that noise drives (heavy momentum, an exp link), which the repeated batch does not
+# show; sixty steps reach the slower ones. How each step count and feature window was chosen,
+# with the AUROC each choice measured: BENCHMARKS.md ("GL604's resampled run", "What moved the
+# number", "Longer resampled runs").
 REPEATED_STEPS, RESAMPLED_STEPS, THOROUGH_STEPS = 20, 60, 120
 # The risk model's features come from fixed windows of steps, so that --thorough (more steps)
 # feeds it the quantities it was calibrated on: how fast (first 5 steps) and how far (first 20)
@@ -58,17 +49,21 @@ LOSS_GROWTH_WARNING = 2.0
 class LookaheadDiverges(Rule):
     """
     ## What it does
-    Runs the configured optimizer on a copy of the model and a fresh optimizer with the same
-    hyper-parameters, clipping gradients at `gradient_clip_val` as training would, twice: for 20
-    steps on the example batch repeated, and for 60 on batches drawn from its rows with replacement
-    (seeded by `--seed`), whose gradient varies from step to step as it does over fresh batches
-    (`--thorough`: 120 steps each). A batch whose tensors disagree on their first dimension is only
-    repeated, for 60 steps. It flags a loss that becomes non-finite or rises above 10x its first
-    value (an error), or doubles (a warning), and a gradient norm that grows over 1000x, on the
-    repeated batch first. Under an LR schedule the steps use the schedule's peak lr. The default
-    run spends at most 80 GFLOP on each run (counted on the first step): a model whose step costs
-    more runs fewer steps, at least 5, and the report says so. Models over 256 MB of parameters
-    skip it unless `--thorough` (it copies the model and the optimizer's state).
+    Trains a copy of the model for a few optimizer steps and flags a loss or gradient norm that
+    grows instead of falling.
+
+    The steps use a fresh optimizer with the configured hyper-parameters (the schedule's peak lr
+    under an LR schedule) and clip gradients at `gradient_clip_val` as training would. There are
+    two runs: 20 steps on the example batch repeated, and 60 on batches drawn from its rows with
+    replacement (seeded by `--seed`), whose gradient varies from step to step as it does over
+    fresh batches (`--thorough`: 120 steps each). A batch whose tensors disagree on their first
+    dimension is only repeated, for 60 steps. A loss that becomes non-finite or rises above 10x its
+    first value, or a gradient norm that grows over 1000x, is an error; a loss that doubles is a
+    warning. The repeated batch's finding is reported first, as it has no noise to blame.
+
+    Each run spends at most 80 GFLOP by default (counted on the first step): a model whose step
+    costs more runs fewer steps, at least 5, and the report says so. Models over 256 MB of
+    parameters skip the rule unless `--thorough` (it copies the model and the optimizer's state).
 
     ## Why is this bad?
     Batches drawn from the example batch are the easiest data training will ever meet: the loss
@@ -96,6 +91,8 @@ class LookaheadDiverges(Rule):
     ## References
     - Cohen et al. 2021, Gradient Descent on Neural Networks Typically Occurs at the Edge of Stability, arXiv:2103.00065
     - Lewkowycz et al. 2020, The large learning rate phase of deep learning: the catapult mechanism, arXiv:2003.02218
+    - docs/theory.md, D1 (sharpness bounds), D2 (the catapult) and D5 (what only training steps show)
+    - BENCHMARKS.md, "GL604's resampled run": how the step counts were chosen and what each run catches
     """
 
     code = "GL604"

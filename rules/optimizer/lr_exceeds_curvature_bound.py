@@ -15,7 +15,7 @@ GRADIENT_DESCENT = {"SGD", "ASGD"}
 # within ~8% on a tanh MLP with clustered top eigenvalues (30 converge everywhere we measured);
 # --thorough runs 30 and adds random restarts.
 ITERATIONS, THOROUGH_ITERATIONS, THOROUGH_RESTARTS = 10, 30, 2
-# lr * lambda / bound above which divergence is likely, not just a catapult (theory.md D2, G6):
+# lr * lambda / bound above which divergence is likely, not just a catapult (docs/theory.md D2, G6):
 # smooth nets (tanh) diverge from 4/lambda = 2x the GD bound; ReLU nets catapulted up to
 # 24/lambda and diverged at 40/lambda = 20x.
 STRONG_SMOOTH, STRONG_PIECEWISE_LINEAR = 2.0, 20.0
@@ -40,8 +40,8 @@ class LrExceedsCurvatureBound(Rule):
     On a quadratic, gradient descent multiplies the error along the top curvature direction by
     |1 - lr * lambda| per step: above 2/lambda it grows geometrically (Cohen et al. 2021).
     Networks survive up to ~4/lambda by a "catapult" that flattens the surface, and diverge
-    beyond (Lewkowycz et al. 2020; in our measurements tanh nets diverge at 4.5/lambda,
-    ReLU nets at 40/lambda).
+    beyond (Lewkowycz et al. 2020; in gradlint's measurements, docs/theory.md G6, tanh nets
+    diverge at 4.5/lambda, ReLU nets at 40/lambda).
 
     ## Example
     ```python
@@ -59,6 +59,7 @@ class LrExceedsCurvatureBound(Rule):
     - Cohen et al. 2021, Gradient Descent on Neural Networks Typically Occurs at the Edge of Stability, arXiv:2103.00065
     - Lewkowycz et al. 2020, The large learning rate phase of deep learning: the catapult mechanism, arXiv:2003.02218
     - Pascanu, Mikolov, Bengio 2013, On the difficulty of training recurrent neural networks (clipping), arXiv:1211.5063
+    - docs/theory.md, D1 (bounds with momentum), D2 and G6 (the catapult and the divergence marks)
     """
 
     code = "GL602"
@@ -155,7 +156,7 @@ def _containing_clip(optimizer, eigenvalue: float, loss: float) -> float:
 
 def stability_bound(optimizer) -> float:
     """lr * lambda_max above which (heavy-ball / Nesterov) gradient descent diverges on a
-    quadratic (theory.md D1)."""
+    quadratic (docs/theory.md, D1)."""
     beta = optimizer.momentum
     if optimizer.nesterov and beta:
         return (2 + 2 * beta) / (1 + 2 * beta)

@@ -3,8 +3,8 @@
 `observed(ctx)`: the recorded forward pass and the probe's backward signal per node.
 `backward_profile(...)`: the backward signal delta = dloss/d(output) and the activation h at
 every weighted layer, input to output. `growth(...)`: how delta grows from layer to layer
-(theory.md A1). `depth_fix(...)`: the fix for a depth-wise gradient problem, mapped from its
-likely cause (theory.md, table "(c) 4.").
+(docs/theory.md, A1). `depth_fix(...)`: the fix for a depth-wise gradient problem, mapped from
+its likely cause (docs/theory.md, F1).
 """
 
 from __future__ import annotations
@@ -21,10 +21,11 @@ from gradlint.rules._activations import is_weighted as is_fan_in_scaled
 AVERAGING = ("AdaptiveAvgPool", "AvgPool", "adaptive_avg_pool", "avg_pool", "mean")
 NORM_LAYERS = ("BatchNorm", "LayerNorm", "GroupNorm", "InstanceNorm", "RMSNorm", "LocalResponseNorm")
 # Var(W) * fan_in this many times above / below the critical value marks a layer's init as the
-# likely cause of a growing / shrinking backward signal (chi_1 = ratio per layer, theory.md A1).
+# likely cause of a growing / shrinking backward signal (chi_1 = ratio per layer, docs/theory.md A1).
 # HIGH sits above the 2x that He init gives a layer with no activation after it (the last layer
 # of a residual branch is conventionally He-initialized); LOW above PyTorch's default init
-# (Var(W) = 1/(3 fan_in): ratio 1/6 before a ReLU, 1/3 otherwise), the vanishing case of theory.md A1.
+# (Var(W) = 1/(3 fan_in): ratio 1/6 before a ReLU, 1/3 otherwise), the vanishing case of
+# docs/theory.md A1 (the marks: docs/theory.md, F1).
 INIT_RATIO_HIGH = 2.5
 INIT_RATIO_LOW = 0.5
 CLIP_ADVICE = "gradient_clip_val = 1.0"
@@ -80,7 +81,7 @@ def backward_profile(obs: Observed) -> tuple[LayerSignal, ...]:
     """Weighted layers in execution order (first call each) that the backward signal reached.
 
     Norms, not RMS: with fan-in-scaled weights ||delta||^2 changes by chi_1 per layer whatever the
-    layer widths (theory.md A1), while the RMS also moves with the width ratio.
+    layer widths (docs/theory.md, A1), while the RMS also moves with the width ratio.
     """
     pooling = _pooling_factors(obs)
     signals = []
@@ -122,7 +123,7 @@ class Growth:
 
     layers: tuple[LayerSignal, ...]
     gain: float  # ||delta_first|| / ||delta_last||
-    chi: float  # fitted per-layer factor of ||delta||^2, going backward (chi_hat, theory.md A1)
+    chi: float  # fitted per-layer factor of ||delta||^2, going backward (chi_hat, docs/theory.md A1)
     steps: tuple[float, ...]  # ||delta_l|| / ||delta_l+1|| for consecutive weighted layers, through pooling
 
     @property
@@ -155,7 +156,7 @@ def growth(profile: tuple[LayerSignal, ...]) -> Growth | None:
         return None
     logs = [2.0 * math.log(layer.delta) for layer in profile]
     slope = _least_squares_slope(logs)
-    # Gain and chi_hat are the measured ||delta|| (theory.md A1); only the search for the layer
+    # Gain and chi_hat are the measured ||delta|| (docs/theory.md, A1); only the search for the layer
     # to blame looks through average pooling, which no layer fix would change.
     steps = tuple(a.pooled_delta / b.pooled_delta for a, b in zip(profile, profile[1:]))
     return Growth(profile, profile[0].delta / profile[-1].delta, math.exp(-slope), steps)
@@ -170,7 +171,7 @@ def _least_squares_slope(values: list[float]) -> float:
 
 
 def relative_sensitivities(profile: tuple[LayerSignal, ...]) -> list[float]:
-    """Gradient scale coefficient of each weighted layer relative to the last one (theory.md A4):
+    """Gradient scale coefficient of each weighted layer relative to the last one (docs/theory.md A4):
     GSC_k = ||dL/dh_k|| ||h_k|| / (||dL/dh_L|| ||h_L||), how strongly the loss responds to a
     relative change of layer k's output compared with the same relative change of the output
     layer's. Invariant to rescaling a layer, unlike raw gradient norms (Philipp et al. 2018).

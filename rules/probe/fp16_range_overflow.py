@@ -8,10 +8,10 @@ from gradlint.findings import Fix, Severity, Stage
 from gradlint.rule import Rule, RuleContext
 from gradlint.rules.probe._common import Observed, observed, sci
 
-# IEEE-754 half precision: largest finite value (theory.md E).
+# IEEE-754 half precision: largest finite value (docs/theory.md, E1).
 FP16_MAX = 65504.0
-# Values within 8x of the fp16 maximum at init: training grows them past it (theory.md E,
-# "any |activation| > 65504/k (k ~ 8 margin) in fp16").
+# Values within 8x of the fp16 maximum at init: training grows them past it (docs/theory.md, E2:
+# a margin of k = 8 below 65504, gradlint's own choice).
 FP16_MARGIN = 8.0
 # Whether the model trains in fp16 is unknown here (most train in fp32 or bf16), so the
 # weights are small: certain overflow under fp16 autocast, a margin of less than 8x.
@@ -55,6 +55,7 @@ class Fp16RangeOverflow(Rule):
     - Micikevicius et al. 2018, Mixed Precision Training, arXiv:1710.03740
     - Kalamkar et al. 2019, A Study of BFLOAT16 for Deep Learning Training, arXiv:1905.12322
     - IEEE 754-2008 binary16: largest finite value 65504
+    - docs/theory.md, E1 (format limits) and E2 (mixed-precision margins)
     """
 
     code = "GL505"

@@ -8,9 +8,9 @@ from gradlint.findings import Severity, Stage
 from gradlint.rule import Rule, RuleContext
 from gradlint.rules.probe._common import backward_profile, depth_fix, growth, observed, sci
 
-# End-to-end gain ||delta_first|| / ||delta_last|| of the backward signal: theory.md A1 flags
-# chi_hat^L outside [1e-2, 1e2] (warning) and [1e-4, 1e4] (error); AUTOTRAINER flags a
-# first/last gradient ratio above 70 (anchors.md, DEPTH-RATIO).
+# End-to-end gain ||delta_first|| / ||delta_last|| of the backward signal: docs/theory.md A1
+# flags chi_hat^L outside [1e-2, 1e2] (warning) and [1e-4, 1e4] (error); AUTOTRAINER flags a
+# first/last weight-gradient ratio above 70 (its gradient_message_summary; docs/theory.md, T2).
 GAIN_WARNING = 1e2
 GAIN_ERROR = 1e4
 
@@ -52,6 +52,7 @@ class GradientExplodesWithDepth(Rule):
     - Schoenholz et al. 2017, Deep Information Propagation, arXiv:1611.01232
     - He et al. 2015, Delving Deep into Rectifiers, arXiv:1502.01852
     - Zhang et al. 2021, AUTOTRAINER (ICSE'21): first/last gradient ratio > 70 flags explosion
+    - docs/theory.md, A1 (why delta, the decade thresholds), F1 (fixes by cause) and T2 (AUTOTRAINER's ratio)
     """
 
     code = "GL502"

@@ -8,9 +8,10 @@ from gradlint.findings import Severity, Stage
 from gradlint.rule import Rule, RuleContext
 from gradlint.rules.probe._common import backward_profile, depth_fix, observed, relative_sensitivities, sci
 
-# log10 GSC(first, last) > 2 warning, > 4 error: theory.md A4 ("ours, calibrate"); the same
-# decades as the end-to-end gain thresholds of A1. Healthy models measured here stay below 10
-# (BatchNorm ResNet-34-like 9.1, Pre-LN Transformer 1.3, He-initialized MLP 4.3).
+# log10 GSC(first, last) > 2 warning, > 4 error: docs/theory.md A4 (gradlint's own thresholds,
+# to calibrate); the same decades as the end-to-end gain thresholds of docs/theory.md A1.
+# Healthy models measured here stay below 10 (BatchNorm ResNet-34-like 9.1, Pre-LN Transformer
+# 1.3, He-initialized MLP 4.3).
 GSC_WARNING = 1e2
 GSC_ERROR = 1e4
 # Lower than GL502's weights: the two often see the same cause and the risk is a noisy-OR.
@@ -53,6 +54,7 @@ class GradientScaleCoefficient(Rule):
     ## References
     - Philipp, Song & Carbonell 2018, The exploding gradient problem demystified, arXiv:1712.05577
     - Yang et al. 2019, A Mean Field Theory of Batch Normalization, arXiv:1902.08129
+    - docs/theory.md, A4 (the gradient scale coefficient)
     """
 
     code = "GL504"

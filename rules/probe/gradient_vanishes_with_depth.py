@@ -8,8 +8,9 @@ from gradlint.findings import Severity, Stage
 from gradlint.rule import Rule, RuleContext
 from gradlint.rules.probe._common import backward_profile, depth_fix, growth, observed, sci
 
-# ||delta_first|| / ||delta_last|| below this: theory.md A1 (chi_hat^L outside [1e-4, 1e4]);
-# AUTOTRAINER's vanish ratio is 1e-3 on weight gradients (anchors.md, DEPTH-RATIO).
+# ||delta_first|| / ||delta_last|| below this: the error decade of docs/theory.md A1 (chi_hat^L
+# outside [1e-4, 1e4]); AUTOTRAINER's vanish ratio is 1e-3 on weight gradients (its
+# gradient_message_summary; docs/theory.md, T2).
 GAIN_VANISHING = 1e-4
 # Vanishing stalls training but does not make it diverge: the risk weight stays small.
 WEIGHT_MIN, WEIGHT_MAX = 0.05, 0.15
@@ -46,6 +47,7 @@ class GradientVanishesWithDepth(Rule):
     - Glorot & Bengio 2010, Understanding the difficulty of training deep feedforward neural networks (AISTATS)
     - He et al. 2015, Delving Deep into Rectifiers, arXiv:1502.01852
     - Schoenholz et al. 2017, Deep Information Propagation, arXiv:1611.01232
+    - docs/theory.md, A1 (PyTorch's default init, the decade thresholds) and F1 (fixes by cause)
     """
 
     code = "GL503"

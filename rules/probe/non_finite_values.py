@@ -11,7 +11,7 @@ from gradlint.rules._activations import init_call, label
 from gradlint.rules.probe._common import Observed, has_weight_matrix, observed, sci
 
 # A non-finite loss or gradient at the first step ends training: the first optimizer step writes
-# NaN into the weights (smdebug ExplodingTensor, torch-audit TA100; anchors.md rule 4).
+# NaN into the weights (smdebug's ExplodingTensor, torch-audit's TA100; docs/theory.md, T2).
 WEIGHT = 0.95
 # tensor_stats replaces +-inf by +-3e38 before taking absmax: a non-finite node whose absmax is
 # below this held only NaN, one at or above it held an infinity (an intended -inf mask, say).
@@ -66,6 +66,7 @@ class NonFiniteValues(Rule):
     - PyTorch, `torch.autograd.detect_anomaly` and the `torch.where` NaN-gradient note
       (https://pytorch.org/docs/stable/generated/torch.where.html)
     - HF `DebugUnderflowOverflow` (reports the first module whose output is non-finite)
+    - docs/theory.md, E3 (operations that overflow or divide by zero) and T2 (other tools' non-finite checks)
     """
 
     code = "GL501"

@@ -9,7 +9,7 @@ from gradlint.rule import Rule, RuleContext
 from gradlint.rules.recurrent._common import clipping_mitigates, gradient_through_time
 
 # ||dloss/dx_1|| / ||dloss/dx_T||: the end-to-end gain of backpropagation through time, judged
-# like a deep stack's gain (theory.md A1): outside [1e-2, 1e2] warns, outside [1e-4, 1e4] is an
+# like a deep stack's gain (docs/theory.md, A1): outside [1e-2, 1e2] warns, outside [1e-4, 1e4] is an
 # error. Only growth is flagged: vanishing through time hurts long-range learning but does not
 # make training diverge.
 GROWTH_WARNING = 1e2
@@ -50,6 +50,7 @@ class GradientGrowsThroughTime(Rule):
     - Pascanu, Mikolov, Bengio 2013, On the difficulty of training recurrent neural networks, arXiv:1211.5063
     - Bengio, Simard, Frasconi 1994, Learning long-term dependencies with gradient descent is difficult
     - Hochreiter & Schmidhuber 1997, Long Short-Term Memory
+    - docs/theory.md, D4 (spectral radius and clipping) and A1 (the decade thresholds)
     """
 
     code = "GL702"

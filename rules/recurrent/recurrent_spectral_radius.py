@@ -9,7 +9,7 @@ from gradlint.rule import Rule, RuleContext
 from gradlint.rules.recurrent._common import clipping_mitigates, gate_radii, recurrent_layers
 
 # rho * gamma above 1 is necessary for exploding gradients through time (Pascanu et al. 2013,
-# theory.md D4). It is not sufficient (saturation can tame it), so the weight stays moderate
+# docs/theory.md D4). It is not sufficient (saturation can tame it), so the weight stays moderate
 # and the measured gradient through time (GL702) carries the stronger evidence.
 GAIN_THRESHOLD = 1.01  # orthogonal init (rho = 1 exactly, up to rounding) is the standard remedy: it passes
 GAIN_ERROR = 2.0  # gradients can grow 2^T: over 16 steps, 6.5e4
@@ -50,6 +50,7 @@ class RecurrentSpectralRadius(Rule):
     - Bengio, Simard, Frasconi 1994, Learning long-term dependencies with gradient descent is difficult
     - Saxe, McClelland, Ganguli 2013, Exact solutions to the nonlinear dynamics of learning in deep
       linear networks, arXiv:1312.6120
+    - docs/theory.md, D4 (spectral radius and clipping)
     """
 
     code = "GL701"

@@ -77,7 +77,7 @@ def test_deep_plain_stack_quiet_when_normalized(lint):
 
 def test_residual_variance_growth_measures_the_stream(lint):
     [finding] = only(lint(residual_mlp(10), select=["GL103"]), "GL103")
-    # Two-layer He branches: Var(x + f(x)) ~ 3 Var(x) per block (theory.md B1).
+    # Two-layer He branches: Var(x + f(x)) ~ 3 Var(x) per block (docs/theory.md, B1).
     per_block = float(re.search(r"grows ([0-9.]+)x per block over 10 blocks", finding.message).group(1))
     assert 2.0 < per_block < 4.0
     assert finding.severity is Severity.ERROR

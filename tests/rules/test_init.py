@@ -114,7 +114,7 @@ def test_slope_table_matches_mean_field_values():
     assert mean_squared_slope("ReLU", 3.0) == pytest.approx(0.5, abs=1e-3)  # whatever the scale
     assert mean_squared_slope("tanh", 1e-6) == pytest.approx(1.0, abs=1e-3)
     assert mean_squared_slope("Sigmoid", 1e-6) == pytest.approx(1 / 16, abs=1e-3)  # sigmoid' <= 1/4
-    # tanh at sigma_w**2 = 3, q* = 1.345: chi_1 = 1.239 (theory.md A1, measured 1.239)
+    # tanh at sigma_w**2 = 3, q* = 1.345: chi_1 = 1.239 (docs/theory.md A1; G1 measured 1.239)
     assert 3 * mean_squared_slope("tanh", 1.345) == pytest.approx(1.239, abs=0.01)
     assert mean_squared_slope(None, 5.0) == 1.0
 
@@ -147,7 +147,7 @@ def test_compounded_gain_explodes_from_modest_per_layer_excess(lint):
 
 @pytest.mark.parametrize("layers,severity", [(6, None), (9, Severity.INFO), (20, Severity.WARNING)])
 def test_compounded_gain_vanishing_levels_for_default_init(lint, layers, severity):
-    # PyTorch's default init before ReLU: chi_1 = 1/6 per link (theory.md A1).
+    # PyTorch's default init before ReLU: chi_1 = 1/6 per link (docs/theory.md, A1).
     findings = only(lint(relu_mlp(layers), select=["GL202"]), "GL202")
     assert [f.severity for f in findings] == ([severity] if severity else [])
     for finding in findings:
