@@ -227,11 +227,17 @@ def failed(hook_id: str, code: int, output: str, name: str = "gradlint") -> str:
     return f"{banner(name, 'Failed')}- hook id: {hook_id}\n- exit code: {code}\n\n{output}\n"
 
 
+PYTHON = os.path.realpath(sys.executable)  # a console script's shebang may name python3.11 for python
+
+
 def processes(log: pathlib.Path) -> list[str]:
     """The watch's log without the pids and without pre-commit's own process (git's hook script
-    starts it with the same environment)."""
-    lines = [line.split(" ", 1)[1] for line in log.read_text().splitlines()]
-    return [line for line in lines if not line.startswith(f"runs {sys.executable} -mpre_commit ")]
+    starts it with the same environment); each interpreter by its real path."""
+    lines = []
+    for line in log.read_text().splitlines():
+        verb, program, *rest = line.split(" ", 1)[1].split(" ")
+        lines.append(" ".join([verb, os.path.realpath(program) if verb == "runs" else program, *rest]))
+    return [line for line in lines if not line.startswith(f"runs {PYTHON} -mpre_commit ")]
 
 
 SELECT_GL201 = ["--select", "GL201"]  # the rule whose output is stable while others are written
@@ -264,7 +270,7 @@ def test_system_hook_runs_the_environments_gradlint(system_repo):
     repo.write("net.py", BROKEN)
     env, log = repo.watch_imports()
     assert repo.commit("net.py", **env)[0] == 1
-    assert processes(log)[0] == f"runs {sys.executable} {shutil.which('gradlint', path=repo.env['PATH'])} " \
+    assert processes(log)[0] == f"runs {PYTHON} {shutil.which('gradlint', path=repo.env['PATH'])} " \
                                 "--skip-non-models --force-exclude --quiet --select GL201 net.py"
     store = pathlib.Path(repo.env["PRE_COMMIT_HOME"])
     (clone,) = [p for p in store.iterdir() if p.is_dir()]
@@ -278,7 +284,7 @@ def test_system_hook_never_imports_torch_for_files_without_a_model(system_repo):
     env, log = repo.watch_imports()
     assert repo.commit("utils.py", "config.py", **env) == (0, banner("gradlint", "Passed"))
     assert processes(log) == [
-        f"runs {sys.executable} {shutil.which('gradlint', path=repo.env['PATH'])} "
+        f"runs {PYTHON} {shutil.which('gradlint', path=repo.env['PATH'])} "
         "--skip-non-models --force-exclude --quiet --select GL201 config.py utils.py"]
 
     # The watch does see torch when a model is committed: its silence above is not an accident.
@@ -368,7 +374,8 @@ def test_isolated_hook_blocks_an_exploding_model_and_passes_its_fix(isolated_sto
     env, log = repo.watch_imports()
     assert repo.commit("utils.py", **env) == (0, banner("gradlint", "Passed"))
     # Its own interpreter ran gradlint, and never imported torch for a file without a model.
-    assert processes(log) == [(f"runs {hook_python(isolated_store)} {hook_python(isolated_store).parent}/gradlint "
+    assert processes(log) == [(f"runs {os.path.realpath(hook_python(isolated_store))} "
+                               f"{hook_python(isolated_store).parent}/gradlint "
                                      "--skip-non-models --force-exclude --quiet --select GL201 utils.py")]
 
     assert repo.commit("net.py") == (1, failed("gradlint-isolated", 1, finding("net.py")))
