@@ -1,0 +1,67 @@
+"""Messages about the gradient's trend with depth, on models written here."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+from click.testing import CliRunner
+
+from gradlint.cli import main
+
+
+def write(directory, name: str, source: str) -> str:
+    path = directory / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(source))
+    return str(path)
+
+
+def lint_json(*args: str) -> tuple[int, dict]:
+    result = CliRunner().invoke(main, ["--format", "json", *args])
+    return result.exit_code, json.loads(result.output)
+
+
+def model_report(path: str, *args: str) -> dict:
+    code, document = lint_json(*args, path)
+    (report,) = document["models"]
+    assert "error" not in report, report
+    return report
+
+
+def deep_linear(count: int, scale: float) -> str:
+    # Orthogonal linear layers pass the gradient back unchanged, except the one scaled, next to last.
+    return f"""
+    import torch
+    import torch.nn as nn
+
+    def build_model():
+        torch.manual_seed(0)
+        layers = [nn.Linear(16, 16, bias=False) for _ in range({count})]
+        for layer in layers:
+            nn.init.orthogonal_(layer.weight)
+        with torch.no_grad():
+            layers[{count - 2}].weight.mul_({scale})
+        return nn.Sequential(*layers)
+
+    def example_inputs():
+        return torch.randn(16, 16, generator=torch.Generator().manual_seed(0))
+
+    def example_targets():
+        return torch.randn(16, 16, generator=torch.Generator().manual_seed(1))
+    """
+
+
+@pytest.mark.parametrize("code,count,scale,expected", [
+    ("GL502", 60, 300.0, "||dL/dh|| at 0 is 300x that at 59, over 60 weighted layers but not steadily (the fitted "
+                         "growth per layer, chi_hat = 1.04, is ~1): the largest step is back through 58 (3e+02x)"),
+    ("GL503", 200, 1e-5, "||dL/dh|| at 0 is 1.0e-5x that at 199, over 200 weighted layers but not steadily (the "
+                         "fitted decay per layer, chi_hat = 0.993, is ~1): the largest drop is back through 198 "
+                         "(1e-05x)"),
+])
+def test_gradient_trend_of_one_layer_is_not_a_factor_per_layer(tmp_path, code, count, scale, expected):
+    # One layer makes the whole gain: "grows 1x per layer" (the fitted factor, rounded) said nothing.
+    report = model_report(write(tmp_path, "deep.py", deep_linear(count, scale)), "--select", code)
+    (finding,) = report["findings"]
+    assert finding["message"] == expected
