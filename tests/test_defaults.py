@@ -1,4 +1,5 @@
-"""Messages about the gradient's trend with depth, on models written here."""
+"""Messages that read wrong on real models: a trend with depth made by one layer, a first optimizer
+step whose size overflows float32. Every model is written here."""
 
 from __future__ import annotations
 
@@ -28,6 +29,40 @@ def model_report(path: str, *args: str) -> dict:
     (report,) = document["models"]
     assert "error" not in report, report
     return report
+
+
+def test_first_step_that_overflows_is_reported_in_numbers(tmp_path):
+    # lr 1e37 moves every weight by ~1e37: each value is a finite float32, their norm is not.
+    source = """
+    import torch
+    import torch.nn as nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1 = nn.Linear(256, 256)
+            self.fc2 = nn.Linear(256, 10)
+
+        def forward(self, x):
+            return self.fc2(torch.relu(self.fc1(x)))
+
+    def build_model():
+        torch.manual_seed(0)
+        return Net()
+
+    def example_inputs():
+        return torch.randn(16, 256, generator=torch.Generator().manual_seed(0))
+
+    def configure_optimizers(model):
+        return torch.optim.Adam(model.parameters(), lr=1e37)
+    """
+    report = model_report(write(tmp_path, "huge.py", source), "--select", "GL601,GL603")
+    messages = {f["code"]: f["message"] for f in report["findings"]}
+    assert "inf" not in messages["GL601"] and "nan" not in messages["GL601"]
+    ratio = float(messages["GL601"].split(" by ")[1].split("x its norm")[0])
+    assert 1e38 < ratio < 1e40, messages["GL601"]
+    assert "%" not in messages["GL603"] and "to nan instead of the" in messages["GL603"]
+    assert messages["GL603"].endswith("decrease its gradient predicts: the step is so large that the loss overflows")
 
 
 def deep_linear(count: int, scale: float) -> str:
