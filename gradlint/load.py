@@ -18,14 +18,14 @@ import importlib.util
 import inspect
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from gradlint import sources, stages
 from gradlint.discover import Target
 from gradlint.errors import LoadError, NoModel
 from gradlint.findings import Location
-from gradlint.locations import class_location, display_path, record_construction_sites
+from gradlint.locations import class_location, display_path, is_library_file, record_construction_sites
 from gradlint.spec import ModelSpec, OptimizerInfo
 
 DEFAULT_LR = 1e-3
@@ -224,7 +224,7 @@ def spec_from_namespace(namespace: Any, path: str, name: str | None, overrides: 
         optimizer_object=optimizer_object,
         gradient_clip_val=float(clip) if clip else None,
         sites=sites,
-        model_location=_model_location(model, path),
+        model_location=_model_location(model, path, factory, sites, factory_name),
         assumptions=tuple(assumptions),
         loss=overrides.loss,
     )
@@ -405,6 +405,8 @@ def resolve_optimizer(namespace: Any, model: Any, overrides: Overrides, assumpti
         for group in optimizer.param_groups:
             group["lr"] = overrides.lr
     info = describe_optimizer(optimizer)
+    if configured is None and overrides.optimizer is None:  # the optimizer findings say it is gradlint's
+        info = replace(info, assumed=True)
     if configured is not None and overrides.lr is None:
         info = _with_schedule_peak(info, configured, optimizer, assumptions)
     return optimizer, info
@@ -533,5 +535,49 @@ def describe_optimizer(optimizer: Any) -> OptimizerInfo:
     )
 
 
-def _model_location(model: Any, path: str) -> Location:
-    return class_location(model) or Location(display_path(path) if os.path.exists(path) else path, 1, 1)
+def _model_location(model: Any, path: str, factory: Any = None, sites: Any = None, name: str = "model") -> Location:
+    """Where findings about the whole model point (and the optimizer's, without a
+    configure_optimizers, which is added to this file): the model's class line when the file
+    defines the class; else the factory that builds it (`def build_model():`), when it is a
+    function of the user's; else the class line in another of the user's files; else the line
+    that constructed it (a module-level `model = nn.Sequential(...)`); the file's first line only
+    when none is known."""
+    found = here = class_location(model)
+    if here is not None and os.path.exists(path) and here.path != display_path(path):
+        found = None  # a class from another file: the factory here comes first
+    if found is None and inspect.isfunction(factory):
+        found = _function_location(factory)
+    found = found or here
+    if found is None and sites is not None:
+        found = sites.get(model)
+    if found is None and os.path.exists(path):  # built when the file was imported: its assignment
+        found = _assignment_location(path, name)
+    return found or Location(display_path(path) if os.path.exists(path) else path, 1, 1)
+
+
+def _assignment_location(path: str, name: str) -> Location | None:
+    """The file's top-level `name = ...` line (the last, as the name holds what it assigned)."""
+    import ast
+
+    try:
+        tree = ast.parse(sources.read_python_source(path))
+    except (LoadError, SyntaxError, ValueError):
+        return None
+    found = None
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] \
+            if isinstance(node, ast.AnnAssign) else []
+        if any(isinstance(t, ast.Name) and t.id == name for t in targets):
+            found = Location(display_path(path), node.lineno, node.col_offset + 1)
+    return found
+
+
+def _function_location(function: Any) -> Location | None:
+    """The `def` line of a function in the user's files (none for gradlint's and libraries')."""
+    try:
+        filename = inspect.getsourcefile(function)
+    except TypeError:
+        return None
+    if filename is None or is_library_file(filename):  # gradlint's own files count as library files
+        return None
+    return Location(display_path(filename), function.__code__.co_firstlineno, 1)

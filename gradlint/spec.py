@@ -24,6 +24,8 @@ class OptimizerInfo:
     peak_lr: float | None = None
     schedule: str | None = None
     scheduler: str | None = None  # the scheduler's class name, e.g. OneCycleLR
+    # gradlint's default, not the file's: the file has no configure_optimizers (findings say so).
+    assumed: bool = False
 
     @property
     def checked_lr(self) -> float:

@@ -1,5 +1,6 @@
-"""Messages that read wrong on real models: a trend with depth made by one layer, a first optimizer
-step whose size overflows float32. Every model is written here."""
+"""Defaults gradlint assumes, and the messages around them, on models written here: findings
+about gradlint's own optimizer, a trend with depth made by one layer, a first optimizer step
+whose size overflows float32."""
 
 from __future__ import annotations
 
@@ -29,6 +30,46 @@ def model_report(path: str, *args: str) -> dict:
     (report,) = document["models"]
     assert "error" not in report, report
     return report
+
+
+# -- where optimizer findings point, and messages ----------------------------------------------------
+def test_default_optimizer_findings_point_at_the_factory_and_say_it_is_assumed(tmp_path):
+    # A model of a library class (nn.Sequential here, a Hugging Face model in practice) has no class
+    # line in the file: findings about gradlint's AdamW used to point at line 1, the imports.
+    source = """
+    import torch
+    import torch.nn as nn
+
+    def build_model():
+        torch.manual_seed(0)
+        layers = [nn.Linear(32, 32), nn.Tanh()] * 1 + [nn.Linear(32, 10)]
+        model = nn.Sequential(*layers)
+        with torch.no_grad():
+            model[0].weight.mul_(1e-3)
+        return model
+
+    def example_inputs():
+        return torch.randn(16, 32, generator=torch.Generator().manual_seed(0))
+    """
+    report = model_report(write(tmp_path, "tiny.py", source), "--select", "GL603", "--lr", "1")
+    (finding,) = report["findings"]
+    assert finding["message"].endswith("; the optimizer is assumed (no configure_optimizers)")
+    assert (finding["line"], finding["col"]) == (5, 1)  # def build_model():
+    module_level = """
+    import torch
+    import torch.nn as nn
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(32, 32), nn.Tanh(), nn.Linear(32, 10))
+    with torch.no_grad():
+        model[0].weight.mul_(1e-3)
+
+    def example_inputs():
+        return torch.randn(16, 32, generator=torch.Generator().manual_seed(0))
+    """
+    report = model_report(write(tmp_path, "level.py", module_level), "--select", "GL603", "--lr", "1")
+    (finding,) = report["findings"]
+    assert (finding["line"], finding["col"]) == (6, 1)  # model = nn.Sequential(...)
 
 
 def test_first_step_that_overflows_is_reported_in_numbers(tmp_path):

@@ -7,7 +7,7 @@ import math
 from gradlint.findings import Fix, Severity, Stage
 from gradlint.rule import Rule, RuleContext
 from gradlint.rules.optimizer._common import (
-    clipping_note, first_step_of, format_lr, lr_name, optimizer_site, warmup_hint,
+    assumed_optimizer, clipping_note, first_step_of, format_lr, lr_name, optimizer_site, warmup_hint,
 )
 
 # The measured quantity is rho = (loss before - loss after) / (-g . update): the share of the
@@ -128,7 +128,7 @@ def configure_optimizers(model):
         yield self.finding(
             ctx,
             f"the first {optimizer.describe()} step takes the example-batch loss from {step.loss:.4g} to "
-            f"{measured}{clipping_note(ctx, step)}",
+            f"{measured}{clipping_note(ctx, step)}{assumed_optimizer(ctx)}",
             location=site.location,
             fix=_fix(optimizer, safe_scale, halvings, site),
             severity=Severity.ERROR if rho < RHO_ERROR else Severity.WARNING,

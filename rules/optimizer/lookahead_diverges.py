@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from gradlint.batches import bootstrap_index, shared_rows, take_rows
 from gradlint.findings import Fix, Severity, Stage
 from gradlint.rule import Rule, RuleContext
-from gradlint.rules.optimizer._common import format_lr, lr_name, optimizer_site, warmup_hint
+from gradlint.rules.optimizer._common import assumed_optimizer, format_lr, lr_name, optimizer_site, warmup_hint
 
 # A few real optimizer steps on a copy of the model, twice: on the example batch repeated, and on
 # batches drawn from its rows with replacement (gradlint.batches), seeded. Either loss should fall
@@ -182,7 +182,7 @@ def configure_optimizers(model):
         site = optimizer_site(ctx)
         safe_lr = ctx.spec.optimizer.checked_lr / 10
         return self.finding(
-            ctx, what + clipping_note_text(ctx), location=site.location,
+            ctx, what + clipping_note_text(ctx) + assumed_optimizer(ctx), location=site.location,
             fix=Fix(f"lower the learning rate (try {lr_name(ctx.spec.optimizer)} = {format_lr(safe_lr)})"
                     f"{warmup_hint(ctx.spec.optimizer)}, "
                     "or clip gradients (gradient_clip_val = 1.0)", site.with_lr(safe_lr, ctx.spec.optimizer.name)),
