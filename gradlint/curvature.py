@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gradlint.losses import training_loss
-from gradlint.probe import each_gradient, preserved
+from gradlint.probe import each_gradient, on_device, preserved
 from gradlint.spec import ModelSpec
 
 # Models with more trainable parameter bytes than this get the lean optimizer probes (see above):
@@ -98,10 +98,11 @@ class FirstStep:
 class LossSurface:
     """The training loss on the example batch as a function of the trainable parameters."""
 
-    def __init__(self, spec: ModelSpec, inputs: tuple, targets: Any, seed: int):
+    def __init__(self, spec: ModelSpec, inputs: tuple, targets: Any, seed: int, kwargs: dict | None = None):
         self.spec = spec
         self.model = spec.model
         self.inputs = inputs
+        self.kwargs = kwargs or {}
         self.targets = targets
         self.seed = seed
         named = [(name, p) for name, p in self.model.named_parameters() if p.requires_grad]
@@ -120,9 +121,9 @@ class LossSurface:
         torch.manual_seed(self.seed)  # the same dropout masks on every pass
         self.passes["forward"] += 1
         if params is None:
-            output = self.model(*self.inputs)
+            output = self.model(*self.inputs, **self.kwargs)
         else:
-            output = functional_call(self.model, dict(zip(self.names, params)), self.inputs)
+            output = functional_call(self.model, dict(zip(self.names, params)), self.inputs, self.kwargs)
         loss, _ = training_loss(output, self.targets, self.spec.loss_fn, self.seed,
                                 needs_grad=torch.is_grad_enabled(), kind=self.spec.loss)  # shifted_loss: no_grad
         return loss
@@ -200,7 +201,7 @@ def loss_surface(spec: ModelSpec, device: str = "cpu", seed: int = 0) -> Iterato
         model.train()
         inputs = tuple(t.to(device) if isinstance(t, torch.Tensor) else t for t in spec.inputs)
         targets = spec.targets.to(device) if isinstance(spec.targets, torch.Tensor) else spec.targets
-        yield LossSurface(spec, inputs, targets, seed)
+        yield LossSurface(spec, inputs, targets, seed, on_device(spec.input_kwargs, device))
 
 
 @contextlib.contextmanager
