@@ -124,7 +124,7 @@ class LossSurface:
             output = self.model(*self.inputs, **self.kwargs)
         else:
             output = functional_call(self.model, dict(zip(self.names, params)), self.inputs, self.kwargs)
-        loss, _ = training_loss(output, self.targets, self.spec.loss_fn, self.seed,
+        loss, _ = training_loss(output, self.targets, self.spec.loss_fn, self.seed, inputs=self.inputs,
                                 needs_grad=torch.is_grad_enabled(), kind=self.spec.loss)  # shifted_loss: no_grad
         return loss
 

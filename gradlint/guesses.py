@@ -1,4 +1,6 @@
-"""The example batch gradlint makes up for a model file that gives none (no example_inputs()).
+"""The example batch gradlint makes up for a model file that gives none (no example_inputs()), and
+the training convention a language model's forward takes when the file gives no targets and no
+loss_fn.
 
 The batch is shaped for the first layer the data meets, found in the order the model registers
 its modules (nested nn.Sequential included), looking through modules that keep the shape
@@ -30,10 +32,11 @@ ImageNet-style networks need.
 
 from __future__ import annotations
 
+import inspect
 import math
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from gradlint.errors import LoadError
@@ -311,3 +314,59 @@ def _groups(side: str) -> list[list[str]] | None:
         else:
             return None
     return groups if current is None else None
+
+
+# -- language models --------------------------------------------------------------------------------
+def conventions(model: Any, base: Guess) -> tuple[Guess, ...]:
+    """Guesses to try before `base` when it is a batch of token ids and the model's forward takes
+    the training targets itself: labels=input_ids (Hugging Face models, which shift them), or
+    targets= the next tokens (nanoGPT, minGPT: forward(idx, targets=None) returns
+    (logits, loss), and without targets only the last position's logits). The model's own loss
+    is then the training loss. Each stands only if the model runs with it and returns a scalar
+    loss beside (N, T, V) logits; else the next guess is tried."""
+    import torch
+
+    from gradlint.losses import is_token_batch
+
+    if base.inputs is None or len(base.inputs) != 1 or base.kwargs or not is_token_batch(base.inputs[0]):
+        return ()
+    tokens = base.inputs[0]
+    accepted = _keywords(model)
+    found = []
+    if "labels" in accepted:
+        found.append(replace(base, kwargs={"labels": tokens}, loss="labels", accepts=_fits(tokens), optional=True))
+    if "targets" in accepted:
+        # Position t is trained to predict token t + 1; the last position wraps around to the first
+        # token (random ids have no next token to miss; a real batch loses 1/T of its targets).
+        following = torch.roll(tokens, -1, dims=1)
+        found.append(replace(base, kwargs={"targets": following}, loss="targets", accepts=_fits(tokens),
+                             optional=True))
+    return tuple(found)
+
+
+def _keywords(model: Any) -> set[str]:
+    """forward's parameters after the first that can be passed by keyword."""
+    try:
+        parameters = list(inspect.signature(model.forward).parameters.values())
+    except (TypeError, ValueError):
+        return set()
+    keyword = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return {p.name for p in parameters[1:] if p.kind in keyword}
+
+
+def _fits(tokens: Any) -> Callable[[Any], bool]:
+    def fits(output: Any) -> bool:
+        import torch
+
+        from gradlint.losses import returned_loss, select_output
+
+        if returned_loss(output) is None:
+            return False
+        try:
+            logits, _ = select_output(output)
+        except LoadError:
+            return False
+        return isinstance(logits, torch.Tensor) and logits.dim() == 3 and logits.is_floating_point() and \
+            tuple(logits.shape[:2]) == tuple(tokens.shape)
+
+    return fits

@@ -25,7 +25,7 @@ from gradlint import sources, stages
 from gradlint.discover import Target
 from gradlint.errors import LoadError, NoModel
 from gradlint.findings import Location
-from gradlint.guesses import BATCH, infer
+from gradlint.guesses import BATCH, conventions, infer
 from gradlint.locations import class_location, display_path, is_library_file, record_construction_sites
 from gradlint.spec import Guess, ModelSpec, OptimizerInfo
 
@@ -206,6 +206,8 @@ def spec_from_namespace(namespace: Any, path: str, name: str | None, overrides: 
     guesses = _example_inputs(namespace, model, overrides)
     targets = _call_optional(namespace, "example_targets")
     loss_fn = getattr(namespace, "loss_fn", None)
+    if not callable(loss_fn) and targets is None and overrides.loss is None:
+        guesses = (*conventions(model, guesses[0]), *guesses)
     first = guesses[0]
     assumptions.extend(first.notes)
     stages.enter("configure_optimizers()", user_code=True)
@@ -222,7 +224,7 @@ def spec_from_namespace(namespace: Any, path: str, name: str | None, overrides: 
         model=model,
         inputs=first.inputs,
         input_kwargs=first.kwargs,
-        # Tried in turn by the first forward when gradlint made the batch up.
+        # Tried in turn by the first forward when gradlint made the batch up or guessed a convention.
         guesses=guesses if len(guesses) > 1 or first.described else (),
         targets=targets,
         loss_fn=loss_fn if callable(loss_fn) else None,

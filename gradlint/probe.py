@@ -130,7 +130,7 @@ def _first_forward(spec: ModelSpec, targets: Any, device: str, seed: int, want_p
         def loss_of(output, guess=guess, inputs=inputs, kind=kind):
             if guess is not None and guess.accepts is not None and not guess.accepts(output):
                 raise _Rejected()
-            return training_loss(output, targets, spec.loss_fn, seed, needs_grad=want_probe, kind=kind)
+            return training_loss(output, targets, spec.loss_fn, seed, needs_grad=want_probe, kind=kind, inputs=inputs)
 
         # Put back what a failed guess changed (BatchNorm's running statistics) before the next; a
         # guess that runs keeps its changes, as a single pass would: its graph saved those buffers.

@@ -1,8 +1,10 @@
-"""Defaults gradlint assumes, and the messages around them, on models written here small from the
-published architectures (VGG's stacked 3x3 convolutions and poolings, ViT's patches), none
-copied: the input batch of an image network (the size it needs, einops and patch embeddings, the
-first layer the data meets), findings about gradlint's own optimizer, a trend with depth made by
-one layer, a first optimizer step whose size overflows float32.
+"""The defaults gradlint assumes when a model file gives only its model, on real kinds of model:
+language models (a causal LM's next-token loss, a Hugging Face model's labels=, a nanoGPT-style
+forward(idx, targets)), image networks (the size they need, einops and patch embeddings, the
+first layer the data meets), a minGPT-like package, and the messages around them.
+
+Every model is written here, small, from the published architectures (VGG's stacked 3x3
+convolutions and poolings, ViT's patches, GPT's decoder blocks); none is copied.
 """
 
 from __future__ import annotations
@@ -15,6 +17,58 @@ from click.testing import CliRunner
 
 from gradlint.cli import main
 
+LM_BLOCKS = """
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+VOCAB, WIDTH, CONTEXT = 40, 16, 32
+
+
+class Block(nn.Module):
+    # GPT's pre-LN decoder block: causal self-attention and an MLP, each on a residual path.
+    def __init__(self):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(WIDTH)
+        self.attn = nn.MultiheadAttention(WIDTH, 2, batch_first=True)
+        self.ln2 = nn.LayerNorm(WIDTH)
+        self.mlp = nn.Sequential(nn.Linear(WIDTH, 4 * WIDTH), nn.GELU(), nn.Linear(4 * WIDTH, WIDTH))
+
+    def forward(self, x):
+        length = x.shape[1]
+        future = torch.triu(torch.ones(length, length, dtype=torch.bool), 1)
+        h = self.ln1(x)
+        x = x + self.attn(h, h, h, attn_mask=future, need_weights=False)[0]
+        return x + self.mlp(self.ln2(x))
+
+
+class Trunk(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.tokens = nn.Embedding(VOCAB, WIDTH)
+        self.positions = nn.Embedding(CONTEXT, WIDTH)
+        # Position ids kept as a buffer, as BERT keeps them: backward reads the slice it indexed with.
+        self.register_buffer("position_ids", torch.arange(CONTEXT))
+        self.blocks = nn.ModuleList(Block() for _ in range(2))
+        self.norm = nn.LayerNorm(WIDTH)
+        self.head = nn.Linear(WIDTH, VOCAB, bias=False)
+
+    def logits(self, ids):
+        x = self.tokens(ids) + self.positions(self.position_ids[:ids.shape[1]])
+        for block in self.blocks:
+            x = block(x)
+        return self.head(self.norm(x))
+"""
+
+NEXT_TOKEN = ("loss: next-token cross-entropy on the input (a causal LM: integer (N, T) input, (N, T, V) output; "
+              "no loss_fn)")
+LABELS = ("loss: the loss the model computes given labels=input_ids (its forward takes labels, as a Hugging Face "
+          "model's does; no loss_fn)")
+TARGETS = ("loss: the loss the model computes given targets=the next tokens (its forward takes targets, as "
+           "nanoGPT's and minGPT's do; no loss_fn)")
+TOKENS = ("inputs: random batch of shape (8, 16) inferred from the first layer tokens (Embedding); define "
+          "example_inputs() for a real one")
+OPTIMIZER = "optimizer: AdamW(lr=0.001) (no configure_optimizers)"
 SIZES = "sizes tried in turn until forward runs: 32, 28, 64, 128, 224, 256, 384"
 
 
@@ -35,6 +89,267 @@ def model_report(path: str, *args: str) -> dict:
     (report,) = document["models"]
     assert "error" not in report, report
     return report
+
+
+# -- language models ------------------------------------------------------------------------------
+def test_causal_lm_default_is_next_token_cross_entropy(tmp_path):
+    source = LM_BLOCKS + """
+
+class LM(Trunk):
+    def forward(self, ids):
+        return self.logits(ids)
+
+
+def build_model():
+    return LM()
+"""
+    report = model_report(write(tmp_path, "lm.py", source))
+    assert report["assumptions"] == [TOKENS, OPTIMIZER, NEXT_TOKEN]
+
+
+def test_next_token_loss_is_the_input_shifted_by_one():
+    import torch
+    import torch.nn.functional as F
+
+    from gradlint.losses import training_loss
+
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(4, 6, 10, generator=generator, requires_grad=True)
+    ids = torch.randint(0, 10, (4, 6), generator=generator)
+    loss, note = training_loss(logits, None, None, inputs=(ids,))
+    expected = F.cross_entropy(logits[:, :-1].reshape(-1, 10), ids[:, 1:].reshape(-1))
+    assert note == NEXT_TOKEN and torch.equal(loss, expected)
+    # Ids the output has no logit for, or an output that is not one per position, are no causal LM.
+    assert training_loss(logits, None, None, inputs=(ids + 10,))[1] == \
+        "loss: mean squared error against random targets (no loss_fn)"
+    assert training_loss(logits[:, :5], None, None, inputs=(ids,))[1] == \
+        "loss: mean squared error against random targets (no loss_fn)"
+
+
+def test_causal_lm_with_given_token_batch_and_no_targets(tmp_path):
+    source = LM_BLOCKS + """
+
+class LM(Trunk):
+    def forward(self, ids):
+        return self.logits(ids)
+
+
+def build_model():
+    return LM()
+
+
+def example_inputs():
+    return torch.randint(0, VOCAB, (4, 12), generator=torch.Generator().manual_seed(1))
+"""
+    report = model_report(write(tmp_path, "lm.py", source))
+    assert report["assumptions"] == [OPTIMIZER, NEXT_TOKEN]
+
+
+HF_LIKE = LM_BLOCKS + """
+
+class Output(dict):
+    # Hugging Face's ModelOutput is a dict whose keys are also attributes.
+    __getattr__ = dict.__getitem__
+
+
+class CausalLM(Trunk):
+    # A Hugging Face causal LM's convention: forward(input_ids, ..., labels=None) shifts the labels
+    # itself and returns its loss beside the logits.
+    def forward(self, input_ids, attention_mask=None, labels=None):
+        logits = self.logits(input_ids)
+        if labels is None:
+            return Output(logits=logits)
+        if not torch.equal(labels, input_ids):  # on every pass, resampled rows included
+            raise AssertionError("labels are not the input ids")
+        loss = F.cross_entropy(logits[:, :-1].reshape(-1, VOCAB), labels[:, 1:].reshape(-1))
+        return Output(loss=loss, logits=logits)
+
+
+class Classifier(Trunk):
+    # A sequence classifier takes labels too, one per sequence: given token ids as labels it fails,
+    # and gradlint falls back to its default loss for (N, C) logits.
+    def forward(self, input_ids, labels=None):
+        logits = self.logits(input_ids)[:, -1, :3]
+        if labels is None:
+            return Output(logits=logits)
+        return Output(loss=F.cross_entropy(logits, labels), logits=logits)
+
+
+def build_model():
+    return CausalLM()
+
+
+def build_classifier():
+    return Classifier()
+"""
+
+
+def test_model_that_takes_labels_computes_its_own_loss(tmp_path):
+    path = write(tmp_path, "hf_like.py", HF_LIKE)
+    report = model_report(path)
+    assert report["assumptions"] == [TOKENS, OPTIMIZER, LABELS]
+    assert report["passes"]["forward"] > 20  # every optimizer rule ran with labels= too
+    classifier = model_report(path + "::build_classifier")
+    assert classifier["assumptions"] == [TOKENS, OPTIMIZER, "loss: cross-entropy against random labels (no loss_fn)"]
+
+
+def test_hugging_face_causal_lm_from_a_config(tmp_path):
+    pytest.importorskip("transformers")
+    source = """
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    def build_model():
+        config = GPT2Config(vocab_size=64, n_positions=32, n_embd=16, n_layer=1, n_head=2)
+        return GPT2LMHeadModel(config)  # random init: nothing is downloaded
+    """
+    report = model_report(write(tmp_path, "gpt2.py", source), "--select", "GL5")
+    assert report["assumptions"] == [
+        "inputs: random batch of shape (8, 16) inferred from the first layer transformer.wte (Embedding); define "
+        "example_inputs() for a real one", OPTIMIZER, LABELS]
+
+
+NANO_GPT_LIKE = LM_BLOCKS + """
+
+class GPT(Trunk):
+    # nanoGPT's convention: forward(idx, targets=None) returns (logits, loss) with targets, the next
+    # tokens; without them only the last position's logits, for sampling.
+    def forward(self, idx, targets=None):
+        logits = self.logits(idx)
+        if targets is None:
+            return logits[:, [-1], :], None
+        if not torch.equal(targets[:, :-1], idx[:, 1:]):
+            raise AssertionError("targets are not the next tokens")
+        return logits, F.cross_entropy(logits.reshape(-1, VOCAB), targets.reshape(-1), ignore_index=-1)
+
+
+def build_model():
+    return GPT()
+"""
+
+
+def test_model_that_takes_targets_computes_its_own_loss(tmp_path):
+    report = model_report(write(tmp_path, "nano.py", NANO_GPT_LIKE))
+    assert report["assumptions"] == [TOKENS, OPTIMIZER, TARGETS]
+    # The file's loss_fn, and --loss, come first: the model then gets no targets.
+    source = NANO_GPT_LIKE + """
+
+def loss_fn(output, targets):
+    return output[0].float().pow(2).mean()
+"""
+    report = model_report(write(tmp_path, "with_loss.py", source))
+    assert report["assumptions"] == [TOKENS, OPTIMIZER]
+    report = model_report(write(tmp_path, "nano2.py", NANO_GPT_LIKE), "--loss", "cross-entropy")
+    assert report["assumptions"] == [TOKENS, OPTIMIZER,
+                                     "loss: cross-entropy against random labels (loss = cross-entropy)"]
+
+
+MIN_GPT_UTILS = '''
+class CfgNode:
+    """Settings as attributes, filled in by the script that builds the model."""
+
+    def __init__(self, **settings):
+        self.__dict__.update(settings)
+
+    def merge_from_dict(self, settings):
+        self.__dict__.update(settings)
+'''
+
+MIN_GPT_MODEL = '''
+import math
+
+import torch
+import torch.nn as nn
+from torch.nn import functional as F
+
+from mingpt.utils import CfgNode as CN
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd)
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd)
+        self.n_head = config.n_head
+        self.register_buffer("bias", torch.tril(torch.ones(config.block_size, config.block_size)))
+
+    def forward(self, x):
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).split(C, dim=2)
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        att = (q @ k.transpose(-2, -1)) / math.sqrt(k.shape[-1])
+        att = att.masked_fill(self.bias[:T, :T] == 0, float("-inf")).softmax(dim=-1)
+        return self.c_proj((att @ v).transpose(1, 2).reshape(B, T, C))
+
+
+class Block(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd)
+        self.attn = CausalSelfAttention(config)
+        self.ln_2 = nn.LayerNorm(config.n_embd)
+        self.mlp = nn.Sequential(nn.Linear(config.n_embd, 4 * config.n_embd), nn.GELU(),
+                                 nn.Linear(4 * config.n_embd, config.n_embd))
+
+    def forward(self, x):
+        x = x + self.attn(self.ln_1(x))
+        return x + self.mlp(self.ln_2(x))
+
+
+class GPT(nn.Module):
+    @staticmethod
+    def get_default_config():
+        return CN(n_layer=2, n_head=2, n_embd=16, vocab_size=None, block_size=None)
+
+    def __init__(self, config):
+        super().__init__()
+        self.transformer = nn.ModuleDict(dict(
+            wte=nn.Embedding(config.vocab_size, config.n_embd),
+            wpe=nn.Embedding(config.block_size, config.n_embd),
+            h=nn.ModuleList(Block(config) for _ in range(config.n_layer)),
+            ln_f=nn.LayerNorm(config.n_embd)))
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+
+    def forward(self, idx, targets=None):
+        x = self.transformer.wte(idx) + self.transformer.wpe(torch.arange(idx.shape[1]))
+        for block in self.transformer.h:
+            x = block(x)
+        logits = self.lm_head(self.transformer.ln_f(x))
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
+        return logits, loss
+'''
+
+MIN_GPT_SCRIPT = '''
+from mingpt.model import GPT
+
+
+def build_model():
+    config = GPT.get_default_config()
+    config.merge_from_dict(dict(vocab_size=50, block_size=32))
+    return GPT(config)
+'''
+
+
+def test_min_gpt_package_and_a_script_beside_it(tmp_path, monkeypatch):
+    write(tmp_path, "mingpt/__init__.py", "")
+    write(tmp_path, "mingpt/utils.py", MIN_GPT_UTILS)
+    write(tmp_path, "mingpt/model.py", MIN_GPT_MODEL)
+    write(tmp_path, "train.py", MIN_GPT_SCRIPT)
+    monkeypatch.chdir(tmp_path.parent)  # no help from the working directory: run from elsewhere
+    result = CliRunner().invoke(main, [str(tmp_path / "mingpt/model.py"), str(tmp_path / "train.py")])
+    # model.py imports as mingpt.model (its package root on the path) and holds no model gradlint
+    # can build by itself (GPT needs a config); the script beside the package imports it too.
+    assert result.exit_code == 0, result.output
+    assert result.output.endswith("Found 0 findings in 1 model; 1 file without a model skipped.\n")
+    assert ("  assumed inputs: random batch of shape (8, 16) inferred from the first layer transformer.wte "
+            "(Embedding); define example_inputs() for a real one\n"
+            f"  assumed {OPTIMIZER}\n  assumed {TARGETS}\n") in result.output
+    # Findings about gradlint's optimizer point at the script's factory, where configure_optimizers
+    # goes, not at the class line in the package.
+    report = model_report(str(tmp_path / "train.py"), "--select", "GL604", "--lr", "3")
+    assert [(f["code"], f["path"], f["line"], f["col"]) for f in report["findings"]] == [
+        ("GL604", f"{tmp_path.name}/train.py", 5, 1)]  # def build_model():
 
 
 # -- images ---------------------------------------------------------------------------------------

@@ -289,7 +289,7 @@ def _lookahead(ctx: RuleContext, steps: int, flop_budget: float | None, rows: in
         counting = flop_budget is not None and not counted and not losses
         with FlopCounterMode(display=False) if counting else contextlib.nullcontext() as counter:
             loss, _ = training_loss(model(*batch_inputs, **batch_kwargs), batch_targets, spec.loss_fn, ctx.seed,
-                                    kind=spec.loss)
+                                    kind=spec.loss, inputs=batch_inputs)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
         if counting:
