@@ -90,7 +90,8 @@ def baselines(path: str, result: CaseResult) -> None:
     spec = load_target(Target(path))
     model = spec.model
     model.train()
-    loss, _ = training_loss(model(*spec.inputs), spec.targets, spec.loss_fn)
+    loss, _ = training_loss(model(*spec.inputs, **spec.input_kwargs), spec.targets, spec.loss_fn,
+                            inputs=spec.inputs)
     loss.backward()
     weights = [p for name, p in model.named_parameters() if p.dim() >= 2 and p.grad is not None]
     norms = [float(p.grad.norm()) for p in weights]
@@ -108,7 +109,8 @@ def dry_run(spec) -> float:
     loss0 = grad0 = None
     worst = 0.0
     for _ in range(DRY_RUN_STEPS):
-        loss, _ = training_loss(model(*spec.inputs), spec.targets, spec.loss_fn)
+        loss, _ = training_loss(model(*spec.inputs, **spec.input_kwargs), spec.targets, spec.loss_fn,
+                                inputs=spec.inputs)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         max_norm = spec.gradient_clip_val or float("inf")

@@ -31,7 +31,9 @@ def check(
     """Lint a model object, as `gradlint model.py` lints a file. The model is left as it was.
 
     `example_inputs` is one tensor or a tuple of forward's positional arguments. Without
-    `optimizer`, AdamW(lr=1e-3) is assumed; without `loss_fn`, cross-entropy or MSE (see README).
+    `optimizer`, AdamW(lr=1e-3) is assumed; without `loss_fn`, a default chosen from the output
+    and the inputs: next-token cross-entropy for a causal LM, cross-entropy or MSE otherwise
+    (README, "Model files").
     """
     import torch
 

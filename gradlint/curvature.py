@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gradlint.losses import training_loss
-from gradlint.probe import each_gradient, preserved
+from gradlint.probe import each_gradient, on_device, preserved
 from gradlint.spec import ModelSpec
 
 # Models with more trainable parameter bytes than this get the lean optimizer probes (see above):
@@ -98,10 +98,11 @@ class FirstStep:
 class LossSurface:
     """The training loss on the example batch as a function of the trainable parameters."""
 
-    def __init__(self, spec: ModelSpec, inputs: tuple, targets: Any, seed: int):
+    def __init__(self, spec: ModelSpec, inputs: tuple, targets: Any, seed: int, kwargs: dict | None = None):
         self.spec = spec
         self.model = spec.model
         self.inputs = inputs
+        self.kwargs = kwargs or {}
         self.targets = targets
         self.seed = seed
         named = [(name, p) for name, p in self.model.named_parameters() if p.requires_grad]
@@ -120,10 +121,10 @@ class LossSurface:
         torch.manual_seed(self.seed)  # the same dropout masks on every pass
         self.passes["forward"] += 1
         if params is None:
-            output = self.model(*self.inputs)
+            output = self.model(*self.inputs, **self.kwargs)
         else:
-            output = functional_call(self.model, dict(zip(self.names, params)), self.inputs)
-        loss, _ = training_loss(output, self.targets, self.spec.loss_fn, self.seed,
+            output = functional_call(self.model, dict(zip(self.names, params)), self.inputs, self.kwargs)
+        loss, _ = training_loss(output, self.targets, self.spec.loss_fn, self.seed, inputs=self.inputs,
                                 needs_grad=torch.is_grad_enabled(), kind=self.spec.loss)  # shifted_loss: no_grad
         return loss
 
@@ -200,7 +201,7 @@ def loss_surface(spec: ModelSpec, device: str = "cpu", seed: int = 0) -> Iterato
         model.train()
         inputs = tuple(t.to(device) if isinstance(t, torch.Tensor) else t for t in spec.inputs)
         targets = spec.targets.to(device) if isinstance(spec.targets, torch.Tensor) else spec.targets
-        yield LossSurface(spec, inputs, targets, seed)
+        yield LossSurface(spec, inputs, targets, seed, on_device(spec.input_kwargs, device))
 
 
 @contextlib.contextmanager
@@ -300,7 +301,7 @@ def _tensor_update(name: str, parameter: Any, gradient: Any, update: Any) -> Ten
     import torch
 
     return _numbers(name, parameter, _squared_norm(gradient), _squared_norm(update),
-                    float(torch.dot(_real(gradient.detach()).reshape(-1), _real(update).reshape(-1))))
+                    _flat_dot(_real(gradient.detach()), _real(update)))
 
 
 def _numbers(name: str, parameter: Any, grad_sq: float, update_sq: float, dot: float) -> TensorUpdate:
@@ -310,10 +311,31 @@ def _numbers(name: str, parameter: Any, grad_sq: float, update_sq: float, dot: f
 
 
 def _squared_norm(tensor: Any) -> float:
-    """||tensor||^2 without a copy of the tensor (no pow(2) temporary the size of a parameter)."""
+    """||tensor||^2 without a copy of the tensor (no pow(2) temporary the size of a parameter).
+
+    A float32 norm overflows at 3.4e38 while every value is still finite (an update of 1e36 in
+    each of a million weights): the values are then scaled by their largest first, so a huge
+    update keeps a size to report instead of becoming inf. Only that case pays for the copy."""
     import torch
 
-    return float(torch.linalg.vector_norm(tensor.detach())) ** 2
+    values = tensor.detach()
+    norm = float(torch.linalg.vector_norm(values))
+    if math.isinf(norm):
+        largest = float(values.abs().max())
+        if math.isfinite(largest) and largest > 0:
+            norm = float(torch.linalg.vector_norm(values / largest)) * largest
+    return norm * norm  # a float: inf past 1.8e308, where ** 2 would raise OverflowError
+
+
+def _flat_dot(a: Any, b: Any) -> float:
+    """a . b over all elements, in float64 when the float32 sum overflows but the values are finite."""
+    import torch
+
+    a, b = a.reshape(-1), b.reshape(-1)
+    dot = float(torch.dot(a, b))
+    if not math.isfinite(dot) and bool(torch.isfinite(a).all()) and bool(torch.isfinite(b).all()):
+        dot = float(torch.dot(a.double(), b.double()))
+    return dot
 
 
 def _lean_first_step(surface: LossSurface, optimizer: Any, info: Any, clip: float | None) -> FirstStep:
@@ -393,7 +415,7 @@ def _lean_tensor_update(name: str, optimizer: Any, info: Any, parameter: Any, gr
         value, grad = (values, grads) if whole else (values[start:start + size], grads[start:start + size])
         update = _step_one_tensor(optimizer, info, parameter, value, grad * clip_scale if clip_scale < 1 else grad)
         update_sq += _squared_norm(update)
-        dot += float(torch.dot(_real(grad).reshape(-1), _real(update).reshape(-1)))
+        dot += _flat_dot(_real(grad), _real(update))
     return _numbers(name, parameter, _squared_norm(gradient), update_sq, dot)
 
 

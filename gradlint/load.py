@@ -18,15 +18,16 @@ import importlib.util
 import inspect
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from gradlint import sources, stages
 from gradlint.discover import Target
 from gradlint.errors import LoadError, NoModel
 from gradlint.findings import Location
-from gradlint.locations import class_location, display_path, record_construction_sites
-from gradlint.spec import ModelSpec, OptimizerInfo
+from gradlint.guesses import BATCH, conventions, infer
+from gradlint.locations import class_location, display_path, is_library_file, record_construction_sites
+from gradlint.spec import Guess, ModelSpec, OptimizerInfo
 
 DEFAULT_LR = 1e-3
 
@@ -202,10 +203,14 @@ def spec_from_namespace(namespace: Any, path: str, name: str | None, overrides: 
         model = eager
         assumptions.append("model: the module inside torch.compile, run eagerly")
     stages.enter("example_inputs()", user_code=True)
-    inputs = _example_inputs(namespace, model, overrides, assumptions)
+    guesses = _example_inputs(namespace, model, overrides)
     targets = _call_optional(namespace, "example_targets")
-    stages.enter("configure_optimizers()", user_code=True)
     loss_fn = getattr(namespace, "loss_fn", None)
+    if not callable(loss_fn) and targets is None and overrides.loss is None:
+        guesses = (*conventions(model, guesses[0]), *guesses)
+    first = guesses[0]
+    assumptions.extend(first.notes)
+    stages.enter("configure_optimizers()", user_code=True)
     optimizer_object, optimizer = resolve_optimizer(namespace, model, overrides, assumptions)
     if overrides.gradient_clip_val is not None:
         clip = overrides.gradient_clip_val
@@ -217,16 +222,19 @@ def spec_from_namespace(namespace: Any, path: str, name: str | None, overrides: 
         target=label,
         path=path,
         model=model,
-        inputs=inputs,
+        inputs=first.inputs,
+        input_kwargs=first.kwargs,
+        # Tried in turn by the first forward when gradlint made the batch up or guessed a convention.
+        guesses=guesses if len(guesses) > 1 or first.described else (),
         targets=targets,
         loss_fn=loss_fn if callable(loss_fn) else None,
         optimizer=optimizer,
         optimizer_object=optimizer_object,
         gradient_clip_val=float(clip) if clip else None,
         sites=sites,
-        model_location=_model_location(model, path),
+        model_location=_model_location(model, path, factory, sites, factory_name),
         assumptions=tuple(assumptions),
-        loss=overrides.loss,
+        loss=first.loss,
     )
 
 
@@ -330,54 +338,31 @@ def _call_optional(namespace: Any, name: str, *args: Any) -> Any:
         raise LoadError(f"{name}() raised {type(error).__name__}: {error}") from error
 
 
-def _example_inputs(namespace: Any, model: Any, overrides: Overrides, assumptions: list[str]) -> tuple:
+def _example_inputs(namespace: Any, model: Any, overrides: Overrides) -> tuple[Guess, ...]:
+    """The example batch: the file's, --input-shape's, or the batches gradlint guesses for the
+    model (guesses.py), in the order the first forward pass tries them."""
     import torch
 
     if overrides.input_shape is not None:
-        assumptions.append(f"inputs: random normal of shape {tuple(overrides.input_shape)} (--input-shape)")
-        return (torch.randn(*overrides.input_shape),)
+        note = f"inputs: random normal of shape {tuple(overrides.input_shape)} (--input-shape)"
+        return (Guess(inputs=(torch.randn(*overrides.input_shape),), loss=overrides.loss, notes=(note,)),)
     inputs = _call_optional(namespace, "example_inputs")
     if inputs is None:
-        return infer_inputs(model, assumptions, overrides.batch_size or _BATCH)
+        return infer_inputs(model, overrides.batch_size or _BATCH, overrides.loss)
     if isinstance(inputs, torch.Tensor):
-        return (inputs,)
+        return (Guess(inputs=(inputs,), loss=overrides.loss),)
     if isinstance(inputs, (list, tuple)):
-        return tuple(inputs)
+        return (Guess(inputs=tuple(inputs), loss=overrides.loss),)
     raise LoadError(f"example_inputs() returned {type(inputs).__name__}; return a tensor or a tuple of tensors")
 
 
-# Sizes used when gradlint invents a batch: small enough to be cheap, large enough for statistics.
-_BATCH, _LENGTH, _SPATIAL = 8, 16, 16
+_BATCH = BATCH  # the batch gradlint invents (ONNX inputs use it too): small enough to be cheap
 
 
-def infer_inputs(model: Any, assumptions: list[str], batch_size: int = _BATCH) -> tuple:
-    """A random batch shaped for the model's first layer, or a LoadError saying what to add."""
-    import torch
-    import torch.nn as nn
-
-    for path, module in model.named_modules():
-        if isinstance(module, nn.Linear):
-            shape = (batch_size, module.in_features)
-            batch = torch.randn(*shape)
-        elif isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
-            spatial = (_SPATIAL,) * (module.weight.dim() - 2)
-            shape = (batch_size, module.in_channels, *spatial)
-            batch = torch.randn(*shape)
-        elif isinstance(module, nn.Embedding):
-            shape = (batch_size, _LENGTH)
-            batch = torch.randint(0, module.num_embeddings, shape)
-        elif isinstance(module, nn.RNNBase):
-            shape = (batch_size, _LENGTH, module.input_size) if module.batch_first \
-                else (_LENGTH, batch_size, module.input_size)
-            batch = torch.randn(*shape)
-        else:
-            continue
-        kind = type(module).__name__
-        assumptions.append(f"inputs: random batch of shape {shape} inferred from the first layer {path} ({kind}); "
-                           "define example_inputs() for a real one")
-        return (batch,)
-    raise LoadError("cannot infer an input batch (no Linear, Conv, Embedding or RNN layer first): "
-                    "define example_inputs() or pass --input-shape")
+def infer_inputs(model: Any, batch_size: int = _BATCH, loss: str | None = None) -> tuple[Guess, ...]:
+    """Random batches shaped for the first layer the data meets, to try in turn (guesses.infer),
+    or a LoadError saying what to add."""
+    return infer(model, batch_size, loss)
 
 
 def resolve_optimizer(namespace: Any, model: Any, overrides: Overrides, assumptions: list[str]):
@@ -405,6 +390,8 @@ def resolve_optimizer(namespace: Any, model: Any, overrides: Overrides, assumpti
         for group in optimizer.param_groups:
             group["lr"] = overrides.lr
     info = describe_optimizer(optimizer)
+    if configured is None and overrides.optimizer is None:  # the optimizer findings say it is gradlint's
+        info = replace(info, assumed=True)
     if configured is not None and overrides.lr is None:
         info = _with_schedule_peak(info, configured, optimizer, assumptions)
     return optimizer, info
@@ -533,5 +520,49 @@ def describe_optimizer(optimizer: Any) -> OptimizerInfo:
     )
 
 
-def _model_location(model: Any, path: str) -> Location:
-    return class_location(model) or Location(display_path(path) if os.path.exists(path) else path, 1, 1)
+def _model_location(model: Any, path: str, factory: Any = None, sites: Any = None, name: str = "model") -> Location:
+    """Where findings about the whole model point (and the optimizer's, without a
+    configure_optimizers, which is added to this file): the model's class line when the file
+    defines the class; else the factory that builds it (`def build_model():`), when it is a
+    function of the user's; else the class line in another of the user's files; else the line
+    that constructed it (a module-level `model = nn.Sequential(...)`); the file's first line only
+    when none is known."""
+    found = here = class_location(model)
+    if here is not None and os.path.exists(path) and here.path != display_path(path):
+        found = None  # a class from another file: the factory here comes first
+    if found is None and inspect.isfunction(factory):
+        found = _function_location(factory)
+    found = found or here
+    if found is None and sites is not None:
+        found = sites.get(model)
+    if found is None and os.path.exists(path):  # built when the file was imported: its assignment
+        found = _assignment_location(path, name)
+    return found or Location(display_path(path) if os.path.exists(path) else path, 1, 1)
+
+
+def _assignment_location(path: str, name: str) -> Location | None:
+    """The file's top-level `name = ...` line (the last, as the name holds what it assigned)."""
+    import ast
+
+    try:
+        tree = ast.parse(sources.read_python_source(path))
+    except (LoadError, SyntaxError, ValueError):
+        return None
+    found = None
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] \
+            if isinstance(node, ast.AnnAssign) else []
+        if any(isinstance(t, ast.Name) and t.id == name for t in targets):
+            found = Location(display_path(path), node.lineno, node.col_offset + 1)
+    return found
+
+
+def _function_location(function: Any) -> Location | None:
+    """The `def` line of a function in the user's files (none for gradlint's and libraries')."""
+    try:
+        filename = inspect.getsourcefile(function)
+    except TypeError:
+        return None
+    if filename is None or is_library_file(filename):  # gradlint's own files count as library files
+        return None
+    return Location(display_path(filename), function.__code__.co_firstlineno, 1)

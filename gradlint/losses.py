@@ -32,13 +32,28 @@ def select_output(output: Any) -> tuple[Any, Any]:
 
 LOSSES = ("cross-entropy", "mse")  # the default losses --loss and [tool.gradlint.models] can pick
 
+# The loss a model computes itself when gradlint passes it the training targets, by the name of
+# forward's parameter that takes them (load.py guesses these for language models): Hugging Face
+# models take labels=input_ids and shift them themselves; nanoGPT and minGPT take targets= the
+# next tokens, already shifted.
+MODEL_LOSSES = {
+    "labels": "loss: the loss the model computes given labels=input_ids (its forward takes labels, as a "
+              "Hugging Face model's does; no loss_fn)",
+    "targets": "loss: the loss the model computes given targets=the next tokens (its forward takes targets, as "
+               "nanoGPT's and minGPT's do; no loss_fn)",
+}
+NEXT_TOKEN = ("loss: next-token cross-entropy on the input (a causal LM: integer (N, T) input, (N, T, V) output; "
+              "no loss_fn)")
+
 
 def training_loss(output: Any, targets: Any, loss_fn: Any, generator_seed: int = 0,
-                  needs_grad: bool = True, kind: str | None = None) -> tuple[Any, str | None]:
+                  needs_grad: bool = True, kind: str | None = None, inputs: tuple = ()) -> tuple[Any, str | None]:
     """The scalar loss to backpropagate, and the assumption made when no loss_fn was given.
 
     Without a loss_fn, `kind` ("cross-entropy" or "mse", from --loss) picks the default loss;
-    None picks it from the output and the targets.
+    "labels" or "targets" (MODEL_LOSSES) take the loss the model computed from the targets it
+    was given; None picks it from the output, the targets and `inputs` (forward's positional
+    arguments, for a language model's next-token loss).
     """
     import torch
     import torch.nn.functional as F
@@ -50,6 +65,11 @@ def training_loss(output: Any, targets: Any, loss_fn: Any, generator_seed: int =
             raise LoadError(f"loss_fn raised {type(error).__name__}: {error}") from error
         return _check_scalar(loss, "loss_fn", needs_grad), None
 
+    if kind in MODEL_LOSSES:
+        loss = returned_loss(output)
+        if loss is None:
+            raise LoadError(f"given {kind}=, the model returned {type(output).__name__} without a scalar loss")
+        return _check_scalar(loss, "the model's loss", needs_grad), MODEL_LOSSES[kind]
     prediction, model_loss = select_output(output)
     if kind is None and model_loss is not None and isinstance(model_loss, torch.Tensor) and model_loss.numel() == 1:
         return model_loss.reshape(()), "loss: the loss the model returned"
@@ -65,12 +85,55 @@ def training_loss(output: Any, targets: Any, loss_fn: Any, generator_seed: int =
             return F.cross_entropy(logits, targets.reshape(-1).to(prediction.device)), \
                 "loss: cross-entropy against example_targets (no loss_fn)"
         return F.mse_loss(prediction, targets.to(prediction)), "loss: mean squared error against example_targets (no loss_fn)"
+    tokens = token_input(inputs, prediction)
+    if tokens is not None:
+        # Position t predicts token t + 1: mean squared error against noise on (N, T, V) logits
+        # trains nothing a language model learns, and its gradients are not the ones training sees.
+        vocabulary = prediction.shape[-1]
+        return F.cross_entropy(prediction[:, :-1].reshape(-1, vocabulary),
+                               tokens[:, 1:].reshape(-1).to(prediction.device)), NEXT_TOKEN
     if prediction.dim() == 2 and prediction.shape[1] > 1:
         labels = torch.randint(0, prediction.shape[1], (prediction.shape[0],), generator=generator)
         return F.cross_entropy(prediction, labels.to(prediction.device)), \
             "loss: cross-entropy against random labels (no loss_fn)"
     noise = torch.randn(prediction.shape, generator=generator).to(prediction)
     return F.mse_loss(prediction, noise), "loss: mean squared error against random targets (no loss_fn)"
+
+
+def token_input(inputs: tuple, prediction: Any) -> Any:
+    """The input a causal language model's (N, T, V) output predicts the next token of: an
+    integer (N, T) tensor whose ids are all < V. None for any other model."""
+    if prediction.dim() != 3 or prediction.shape[1] < 2 or prediction.shape[2] < 2:
+        return None
+    for tensor in inputs:
+        if is_token_batch(tensor) and tuple(tensor.shape) == tuple(prediction.shape[:2]) \
+                and int(tensor.min()) >= 0 and int(tensor.max()) < prediction.shape[2]:
+            return tensor
+    return None
+
+
+def is_token_batch(tensor: Any) -> bool:
+    """An integer (N, T) tensor: token ids, as a language model reads them."""
+    import torch
+
+    return isinstance(tensor, torch.Tensor) and tensor.dim() == 2 and tensor.numel() > 0 and \
+        not (tensor.is_floating_point() or tensor.is_complex() or tensor.dtype == torch.bool)
+
+
+def returned_loss(output: Any) -> Any:
+    """The scalar loss a model returned beside its prediction: a dict's or ModelOutput's `loss`,
+    or the 0-d float tensor of a tuple such as nanoGPT's (logits, loss); None when there is none."""
+    import torch
+
+    if isinstance(output, Mapping) or hasattr(output, "items"):
+        loss = dict(output.items()).get("loss")
+    elif isinstance(output, (list, tuple)):
+        loss = next((value for value in output if isinstance(value, torch.Tensor) and value.dim() == 0), None)
+    else:
+        loss = None
+    if isinstance(loss, torch.Tensor) and loss.numel() == 1 and loss.is_floating_point():
+        return loss
+    return None
 
 
 def _chosen_loss(kind: str, prediction: Any, targets: Any, generator: Any) -> tuple[Any, str]:

@@ -71,28 +71,17 @@ def observe(spec: ModelSpec, want_trace: bool, want_probe: bool, device: str = "
             model.to(device)
         except Exception as error:
             raise LoadError(f"cannot move the model to {device!r}: {error}") from error
-        inputs = tuple(t.to(device) if isinstance(t, torch.Tensor) else t for t in spec.inputs)
         targets = spec.targets.to(device) if isinstance(spec.targets, torch.Tensor) else spec.targets
         model.train()
-        torch.manual_seed(seed)
         grad_context = contextlib.nullcontext() if want_probe else torch.no_grad()
         with grad_context:
             # The loss is computed even without a backward: it validates the output (an integer
             # or dict output is reported the same whichever rules run) and states its assumption.
-            def loss_of(output):
-                return training_loss(output, targets, spec.loss_fn, seed, needs_grad=want_probe, kind=spec.loss)
-
-            try:
-                output, (loss, assumption), trace, recorder = run_recorded(
-                    spec, inputs, retain_grads=want_probe, then=loss_of)
-            except ForwardError as error:
-                cause = error.error
-                if isinstance(cause, LoadError):
-                    raise cause from cause
-                raise LoadError(f"forward raised {type(cause).__name__}: {_first_line(cause)}") from cause
+            output, (loss, assumption), trace, recorder, forwards = _first_forward(
+                spec, targets, device, seed, want_probe)
         assumptions = (assumption,) if assumption else ()
         if not want_probe:
-            return Observation(trace, None, assumptions, {"forward": 1, "backward": 0})
+            return Observation(trace, None, assumptions, {"forward": forwards, "backward": 0})
         model.zero_grad(set_to_none=True)
         with _gradient_stats(model) as grad_stats:
             try:
@@ -100,7 +89,88 @@ def observe(spec: ModelSpec, want_trace: bool, want_probe: bool, device: str = "
             except Exception as error:
                 raise LoadError(f"backward raised {type(error).__name__}: {_first_line(error)}") from error
         probe = _measure(spec, loss, recorder, grad_stats)
-    return Observation(trace, probe, assumptions, {"forward": 1, "backward": 1})
+    return Observation(trace, probe, assumptions, {"forward": forwards, "backward": 1})
+
+
+def on_device(value: Any, device: str) -> Any:
+    """Forward's arguments on `device`: tensors moved, in a tuple or a dict of keyword arguments."""
+    import torch
+
+    if isinstance(value, dict):
+        return {key: on_device(item, device) for key, item in value.items()}
+    if isinstance(value, tuple):
+        return tuple(on_device(item, device) for item in value)
+    return value.to(device) if isinstance(value, torch.Tensor) else value
+
+
+# Errors no input shape causes: a forward raising one fails on every guessed batch alike.
+_NOT_THE_INPUT = (RecursionError, NameError, ImportError, NotImplementedError, ZeroDivisionError)
+
+
+class _Rejected(Exception):
+    """A guessed batch whose output does not fit the convention it guessed (load.py's guesses)."""
+
+
+def _first_forward(spec: ModelSpec, targets: Any, device: str, seed: int, want_probe: bool):
+    """The recorded forward, and the loss, of the example batch: when gradlint guessed the batch
+    (spec.guesses), of the first guess the model runs and whose output fits it, which the spec
+    then keeps for every rule after (ModelSpec.settle). A guess that fails leaves the model as it
+    found it. Returns run_recorded's result and the number of forward passes made."""
+    import torch
+
+    guesses = spec.guesses or (None,)
+    failures: list[tuple[Any, BaseException]] = []
+    for number, guess in enumerate(guesses):
+        last = number == len(guesses) - 1
+        guess = guess.drawn() if guess is not None else None
+        inputs = on_device(guess.inputs if guess is not None else spec.inputs, device)
+        kwargs = on_device(guess.kwargs if guess is not None else spec.input_kwargs, device)
+        kind = guess.loss if guess is not None else spec.loss
+
+        def loss_of(output, guess=guess, inputs=inputs, kind=kind):
+            if guess is not None and guess.accepts is not None and not guess.accepts(output):
+                raise _Rejected()
+            return training_loss(output, targets, spec.loss_fn, seed, needs_grad=want_probe, kind=kind, inputs=inputs)
+
+        # Put back what a failed guess changed (BatchNorm's running statistics) before the next; a
+        # guess that runs keeps its changes, as a single pass would: its graph saved those buffers.
+        restore = snapshot(spec.model) if not last else (lambda: None)
+        torch.manual_seed(seed)
+        try:
+            output, result, trace, recorder = run_recorded(spec, inputs, retain_grads=want_probe, then=loss_of,
+                                                           kwargs=kwargs)
+        except _Rejected:
+            restore()
+            continue
+        except ForwardError as error:
+            cause = error.error
+            if isinstance(cause, LoadError):
+                raise cause from cause
+            if isinstance(cause, _NOT_THE_INPUT):  # no other batch would run: the model's own error
+                raise LoadError(f"forward raised {type(cause).__name__}: {_first_line(cause)}") from cause
+            failures.append((guess, cause))
+            if not last:
+                restore()
+                continue
+            raise _forward_failure(failures) from cause
+        if guess is not None:
+            spec.settle(guess)
+        return output, result, trace, recorder, number + 1
+    raise _forward_failure(failures)  # the last guess was rejected: unreachable, it has no check
+
+
+def _forward_failure(failures: list[tuple[Any, BaseException]]) -> LoadError:
+    """The forward's error, naming the batch gradlint guessed when it guessed one: the first such
+    guess that failed (conventions tried before it, such as labels=, are not the model's fault)."""
+    if not failures:
+        return LoadError("the model's output fits none of the batches gradlint guessed: define example_inputs()")
+    guess, cause = next(((g, e) for g, e in failures if g is None or not g.optional), failures[-1])
+    message = f"forward raised {type(cause).__name__}: {_first_line(cause)}"
+    if guess is None or not guess.described:
+        return LoadError(message)
+    others = sum(1 for g, _ in failures if g is not None and not g.optional and g is not guess)
+    also = f" (and on {others} other shape{'' if others == 1 else 's'})" if others else ""
+    return LoadError(f"{message} on {guess.described}{also}: define example_inputs() or pass --input-shape")
 
 
 @dataclass(frozen=True)
@@ -185,15 +255,24 @@ def _measure(spec: ModelSpec, loss: Any, recorder: Any, grad_stats: dict) -> Pro
 @contextlib.contextmanager
 def preserved(model: Any):
     """Restore gradients, buffers, training mode and device after the probe."""
+    restore = snapshot(model)
+    try:
+        yield
+    finally:
+        restore()
+
+
+def snapshot(model: Any) -> Any:
+    """A function that puts back the model's gradients, buffers, training mode and device as
+    they are now (preserved calls it on the way out; a failed guess of the batch, right away)."""
     import torch
 
     grads = {p: p.grad for p in model.parameters()}
     buffers = {name: b.detach().clone() for name, b in model.named_buffers()}
     modes = {m: m.training for m in model.modules()}
     devices = {p.device for p in model.parameters()}
-    try:
-        yield
-    finally:
+
+    def restore() -> None:
         if len(devices) == 1:
             model.to(next(iter(devices)))
         for parameter, grad in grads.items():
@@ -204,6 +283,8 @@ def preserved(model: Any):
                     buffer.copy_(buffers[name].to(buffer.device))
         for module, training in modes.items():
             module.train(training)
+
+    return restore
 
 
 def _first_line(error: BaseException) -> str:

@@ -296,10 +296,11 @@ class Recorder:
         return self._ancestors[index]
 
 
-def run_recorded(spec: Any, inputs: tuple, retain_grads: bool, then: Any = None) -> tuple[Any, Any, Trace, Recorder]:
-    """Run the model once on `inputs`, recording it, then `then(output)` (the loss) under the same
-    recording: `log(softmax(x))` in a loss_fn is the user's code too. Returns (output, then's
-    result, trace, recorder)."""
+def run_recorded(spec: Any, inputs: tuple, retain_grads: bool, then: Any = None,
+                 kwargs: dict | None = None) -> tuple[Any, Any, Trace, Recorder]:
+    """Run the model once on `inputs` (and keyword arguments `kwargs`), recording it, then
+    `then(output)` (the loss) under the same recording: `log(softmax(x))` in a loss_fn is the
+    user's code too. Returns (output, then's result, trace, recorder)."""
     from torch.overrides import TorchFunctionMode
 
     recorder = Recorder(spec, retain_grads)
@@ -315,12 +316,13 @@ def run_recorded(spec: Any, inputs: tuple, retain_grads: bool, then: Any = None)
     for module in spec.model.modules():
         handles.append(module.register_forward_pre_hook(recorder.pre_hook))
         handles.append(module.register_forward_hook(recorder.post_hook))
-    for tensor in inputs:
+    kwargs = kwargs or {}
+    for tensor in (*inputs, *kwargs.values()):
         recorder._producer[id(tensor)] = MODEL_INPUT
     try:
         with _Mode():
             try:
-                output = spec.model(*inputs)
+                output = spec.model(*inputs, **kwargs)
             except Exception as error:
                 raise ForwardError(error) from error
             forward_end = len(recorder.nodes)

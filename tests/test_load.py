@@ -156,8 +156,8 @@ def test_structured_outputs_pick_logits_or_loss(tmp_path):
 
 @pytest.mark.parametrize("first_layer,shape", [
     ("nn.Linear(5, 2)", "(8, 5)"),
-    ("nn.Conv2d(3, 4, 3)", "(8, 3, 16, 16)"),
-    ("nn.Conv1d(2, 4, 3)", "(8, 2, 16)"),
+    ("nn.Conv2d(3, 4, 3)", "(8, 3, 32, 32)"),
+    ("nn.Conv1d(2, 4, 3)", "(8, 2, 32)"),
     ("nn.Embedding(50, 4)", "(8, 16)"),
     ("nn.LSTM(6, 4, batch_first=True)", "(8, 16, 6)"),
     ("nn.GRU(6, 4)", "(16, 8, 6)"),

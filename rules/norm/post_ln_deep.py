@@ -161,7 +161,9 @@ def build_model():
         adaptive = optimizer is None or optimizer.is_adaptive
         limit = failing_lr(blocks)
         ratio = lr / limit
-        described = optimizer.describe() if optimizer is not None else f"AdamW(lr={DEFAULT_LR:g}) (assumed)"
+        described = optimizer.describe() if optimizer is not None else f"AdamW(lr={DEFAULT_LR:g})"
+        if optimizer is None or optimizer.assumed:  # gradlint's default, not the file's
+            described += " (assumed)"
         comparison = (f"{ratio:.2g}x the lr ~{limit:.2g} at which {blocks}-block Post-LN stacks failed to train "
                       f"without warmup with Adam" if adaptive else "measured failure rates are for Adam")
         first = norms[0]

@@ -95,6 +95,14 @@ def clipping_note(ctx: RuleContext, step: Any) -> str:
     return f"; gradient_clip_val={clip:g} does not bind (gradient norm {step.grad_norm:.3g})"
 
 
+def assumed_optimizer(ctx: RuleContext) -> str:
+    """What a finding about the optimizer adds when the optimizer is gradlint's default (the file
+    has no configure_optimizers): the measurement is of an optimizer the file never chose, and
+    the finding points at the model's factory or class, not at an optimizer's construction."""
+    optimizer = ctx.spec.optimizer
+    return "; the optimizer is assumed (no configure_optimizers)" if optimizer is not None and optimizer.assumed else ""
+
+
 # Untuned linear warmup for Adam-type optimizers: 2 / (1 - beta2) steps (Ma & Yarats 2019,
 # arXiv:1910.04209; docs/theory.md D6): 2000 for beta2 = 0.999.
 WARMUP_FACTOR = 2

@@ -7,7 +7,7 @@ import math
 from gradlint.findings import Fix, Severity, Stage
 from gradlint.rule import Rule, RuleContext
 from gradlint.rules.optimizer._common import (
-    clipping_note, first_step_of, format_lr, lr_name, optimizer_site, warmup_hint,
+    assumed_optimizer, clipping_note, first_step_of, format_lr, lr_name, optimizer_site, warmup_hint,
 )
 
 # The measured quantity is rho = (loss before - loss after) / (-g . update): the share of the
@@ -109,8 +109,8 @@ def configure_optimizers(model):
             ctx.lean_skip("GL603 line search")
             return
         step = first_step_of(ctx)
-        if step is None or step.descent <= 0:
-            return
+        if step is None or not (math.isfinite(step.descent) and step.descent > 0):
+            return  # no descent step to measure; a non-finite gradient is GL501's
         halvings = THOROUGH_HALVINGS if ctx.thorough else HALVINGS
         loss_after, safe_scale = _line_search(ctx, step, halvings)
         rho = (step.loss - loss_after) / step.descent if math.isfinite(loss_after) else -math.inf
@@ -120,12 +120,16 @@ def configure_optimizers(model):
             return
         q = 2 * (1 - rho)
         site = optimizer_site(ctx)
+        if math.isfinite(loss_after):
+            measured = (f"{loss_after:.4g}, realizing {rho:.0%} of the {step.descent:.3g} decrease its gradient "
+                        f"predicts: along the update lr x curvature = {q:.3g} (stable below 2, diverging above ~4)")
+        else:  # no share of the decrease, and no curvature, can be read from a loss that overflowed
+            measured = (f"{loss_after:g} instead of the {step.descent:.3g} decrease its gradient predicts: the step "
+                        "is so large that the loss overflows")
         yield self.finding(
             ctx,
             f"the first {optimizer.describe()} step takes the example-batch loss from {step.loss:.4g} to "
-            f"{loss_after:.4g}, realizing {_percent(rho)} of the {step.descent:.3g} decrease its gradient predicts: "
-            f"along the update lr x curvature = {q:.3g} (stable below 2, diverging above ~4)"
-            f"{clipping_note(ctx, step)}",
+            f"{measured}{clipping_note(ctx, step)}{assumed_optimizer(ctx)}",
             location=site.location,
             fix=_fix(optimizer, safe_scale, halvings, site),
             severity=Severity.ERROR if rho < RHO_ERROR else Severity.WARNING,
@@ -167,10 +171,6 @@ def _fix(optimizer, safe_scale: float | None, halvings: int, site) -> Fix:
     safe_lr = optimizer.checked_lr * safe_scale
     return Fix(f"use {lr_name(optimizer)} <= {format_lr(safe_lr)}, where the first step realizes >= {RHO_GOOD:.0%} of its predicted "
                f"decrease{warmup}", site.with_lr(safe_lr, optimizer.name))
-
-
-def _percent(rho: float) -> str:
-    return "-inf%" if math.isinf(rho) else f"{rho:.0%}"
 
 
 def _weight(q: float) -> float:

@@ -7,7 +7,8 @@ import math
 from gradlint.findings import Fix, Severity, Stage
 from gradlint.rule import Rule, RuleContext
 from gradlint.rules.optimizer._common import (
-    clipping_note, first_step_of, first_update_ratios, format_lr, lr_name, optimizer_site, warmup_hint,
+    assumed_optimizer, clipping_note, first_step_of, first_update_ratios, format_lr, lr_name, optimizer_site,
+    warmup_hint,
 )
 
 # ||update|| / ||W|| of the first optimizer step. cs231n's rule of thumb is ~1e-3 per step;
@@ -134,7 +135,7 @@ def configure_optimizers(model):
             ctx,
             f"the first {optimizer.describe()} step changes {worst.name} by {worst.ratio:.3g}x its norm "
             f"(update RMS {worst.update_rms:.3g} vs weight RMS {worst.weight_rms:.3g}){others}"
-            f"{clipping_note(ctx, step)}",
+            f"{clipping_note(ctx, step)}{assumed_optimizer(ctx)}",
             module=worst.module,
             fix=Fix(f"lower {lr_name(optimizer)} to <= {format_lr(safe_lr)} (keeps every first update under {threshold:g}x its "
                     f"weight){warmup_hint(optimizer)}",

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from gradlint.batches import bootstrap_index, shared_rows, take_rows
 from gradlint.findings import Fix, Severity, Stage
 from gradlint.rule import Rule, RuleContext
-from gradlint.rules.optimizer._common import format_lr, lr_name, optimizer_site, warmup_hint
+from gradlint.rules.optimizer._common import assumed_optimizer, format_lr, lr_name, optimizer_site, warmup_hint
 
 # A few real optimizer steps on a copy of the model, twice: on the example batch repeated, and on
 # batches drawn from its rows with replacement (gradlint.batches), seeded. Either loss should fall
@@ -179,7 +179,7 @@ def configure_optimizers(model):
         site = optimizer_site(ctx)
         safe_lr = ctx.spec.optimizer.checked_lr / 10
         return self.finding(
-            ctx, what + clipping_note_text(ctx), location=site.location,
+            ctx, what + clipping_note_text(ctx) + assumed_optimizer(ctx), location=site.location,
             fix=Fix(f"lower the learning rate (try {lr_name(ctx.spec.optimizer)} = {format_lr(safe_lr)})"
                     f"{warmup_hint(ctx.spec.optimizer)}, "
                     "or clip gradients (gradient_clip_val = 1.0)", site.with_lr(safe_lr, ctx.spec.optimizer.name)),
@@ -191,7 +191,7 @@ def configure_optimizers(model):
 def _resampled_rows(ctx: RuleContext) -> int | None:
     """The example batch's rows to draw from: more than one, the same number in every tensor; else
     None, and the resampled run is skipped (with a note when the tensors disagree)."""
-    rows = shared_rows(ctx.spec.inputs, ctx.spec.targets)
+    rows = shared_rows(ctx.spec.inputs, ctx.spec.targets, ctx.spec.input_kwargs)
     if rows is None:
         ctx.note("lookahead.rows", "lookahead: the example batch's tensors disagree on their first dimension, so "
                                    "GL604 does not resample its rows and only repeats it")
@@ -259,6 +259,7 @@ def _lookahead(ctx: RuleContext, steps: int, flop_budget: float | None, rows: in
     from gradlint.curvature import at_checked_lr
     from gradlint.load import fresh_optimizer
     from gradlint.losses import training_loss
+    from gradlint.probe import on_device
 
     spec = ctx.spec
     model = copy.deepcopy(spec.model).to(ctx.device)
@@ -268,6 +269,7 @@ def _lookahead(ctx: RuleContext, steps: int, flop_budget: float | None, rows: in
     except Exception:  # an optimizer that cannot be rebuilt from its hyper-parameters
         return LookaheadRun([], [], 0, steps)
     inputs = tuple(t.to(ctx.device) if isinstance(t, torch.Tensor) else t for t in spec.inputs)
+    kwargs = on_device(spec.input_kwargs, ctx.device)
     targets = spec.targets.to(ctx.device) if isinstance(spec.targets, torch.Tensor) else spec.targets
     rows_drawn = torch.Generator().manual_seed(ctx.seed)
     torch.manual_seed(ctx.seed)
@@ -276,13 +278,15 @@ def _lookahead(ctx: RuleContext, steps: int, flop_budget: float | None, rows: in
         steps = affordable_steps(steps, counted, flop_budget)
     while len(losses) < steps:
         if rows is None:
-            batch_inputs, batch_targets = inputs, targets
+            batch_inputs, batch_kwargs, batch_targets = inputs, kwargs, targets
         else:
             index = bootstrap_index(rows, rows_drawn)
             batch_inputs, batch_targets = take_rows(inputs, index, rows), take_rows(targets, index, rows)
+            batch_kwargs = take_rows(kwargs, index, rows)
         counting = flop_budget is not None and not counted and not losses
         with FlopCounterMode(display=False) if counting else contextlib.nullcontext() as counter:
-            loss, _ = training_loss(model(*batch_inputs), batch_targets, spec.loss_fn, ctx.seed, kind=spec.loss)
+            loss, _ = training_loss(model(*batch_inputs, **batch_kwargs), batch_targets, spec.loss_fn, ctx.seed,
+                                    kind=spec.loss, inputs=batch_inputs)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
         if counting:

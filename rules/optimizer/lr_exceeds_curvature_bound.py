@@ -6,7 +6,9 @@ import math
 
 from gradlint.findings import Fix, Severity, Stage
 from gradlint.rule import Rule, RuleContext
-from gradlint.rules.optimizer._common import first_step_of, format_lr, is_piecewise_linear, lr_name, optimizer_site
+from gradlint.rules.optimizer._common import (
+    assumed_optimizer, first_step_of, format_lr, is_piecewise_linear, lr_name, optimizer_site,
+)
 
 # Optimizers whose stability on a quadratic is lr * lambda_max against a fixed bound.
 GRADIENT_DESCENT = {"SGD", "ASGD"}
@@ -125,7 +127,8 @@ def configure_optimizers(model):
             ctx,
             f"lr {optimizer.checked_lr:g}{_peak_note(optimizer)} x top Hessian eigenvalue {eigenvalue:.3g} = {optimizer.checked_lr * eigenvalue:.3g} exceeds "
             f"the stability bound of {_variant(optimizer)}, {bound:.3g} (lr < {bound:.3g}/lambda = "
-            f"{bound / eigenvalue:.3g}): the error along the top curvature direction grows every step{clip_note}",
+            f"{bound / eigenvalue:.3g}): the error along the top curvature direction grows every step{clip_note}"
+            f"{assumed_optimizer(ctx)}",
             location=site.location,
             fix=Fix(f"use {lr_name(optimizer)} <= {format_lr(safe_lr)}, or clip gradients at gradient_clip_val = "
                     f"{_containing_clip(optimizer, eigenvalue, step.loss):.2g}",

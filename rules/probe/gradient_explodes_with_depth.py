@@ -106,11 +106,19 @@ def build_model():
         if trend is None or trend.gain < GAIN_WARNING:
             return
         steepest, factor = trend.steepest(growing=True)
-        message = (
-            f"the gradient dloss/dh grows {trend.per_layer:.2g}x per layer going backward (chi_hat = {trend.chi:.3g}) "
-            f"over {len(trend.layers)} weighted layers: ||dL/dh|| at {trend.first.path} is {sci(trend.gain)}x that "
-            f"at {trend.last.path}; the largest step is back through {steepest.path} ({factor:.2g}x)"
-        )
+        if f"{trend.per_layer:.2g}" == "1":  # "grows 1x per layer" would say nothing: a few layers make the gain
+            message = (
+                f"||dL/dh|| at {trend.first.path} is {sci(trend.gain)}x that at {trend.last.path}, over "
+                f"{len(trend.layers)} weighted layers but not steadily (the fitted growth per layer, chi_hat = "
+                f"{trend.chi:.3g}, is ~1): the largest step is back through {steepest.path} ({factor:.2g}x)"
+            )
+        else:
+            message = (
+                f"the gradient dloss/dh grows {trend.per_layer:.2g}x per layer going backward (chi_hat = "
+                f"{trend.chi:.3g}) over {len(trend.layers)} weighted layers: ||dL/dh|| at {trend.first.path} is "
+                f"{sci(trend.gain)}x that at {trend.last.path}; the largest step is back through {steepest.path} "
+                f"({factor:.2g}x)"
+            )
         yield self.finding(
             ctx, message, module=steepest.path, fix=depth_fix(ctx, obs, trend.layers, exploding=True),
             severity=Severity.ERROR if trend.gain >= GAIN_ERROR else Severity.WARNING,

@@ -99,12 +99,19 @@ def build_model():
         if trend is None or trend.gain >= GAIN_VANISHING:
             return
         steepest, factor = trend.steepest(growing=False)
-        message = (
-            f"the gradient dloss/dh shrinks to {trend.per_layer:.2g}x per layer going backward (chi_hat = "
-            f"{trend.chi:.3g}) over {len(trend.layers)} weighted layers: ||dL/dh|| at {trend.first.path} is "
-            f"{sci(trend.gain)}x that at {trend.last.path}; the largest drop is back through {steepest.path} "
-            f"({factor:.2g}x)"
-        )
+        if f"{trend.per_layer:.2g}" == "1":  # "shrinks to 1x per layer" would say nothing: a few layers make the drop
+            message = (
+                f"||dL/dh|| at {trend.first.path} is {sci(trend.gain)}x that at {trend.last.path}, over "
+                f"{len(trend.layers)} weighted layers but not steadily (the fitted decay per layer, chi_hat = "
+                f"{trend.chi:.3g}, is ~1): the largest drop is back through {steepest.path} ({factor:.2g}x)"
+            )
+        else:
+            message = (
+                f"the gradient dloss/dh shrinks to {trend.per_layer:.2g}x per layer going backward (chi_hat = "
+                f"{trend.chi:.3g}) over {len(trend.layers)} weighted layers: ||dL/dh|| at {trend.first.path} is "
+                f"{sci(trend.gain)}x that at {trend.last.path}; the largest drop is back through {steepest.path} "
+                f"({factor:.2g}x)"
+            )
         yield self.finding(ctx, message, module=steepest.path, fix=depth_fix(ctx, obs, trend.layers, exploding=False),
                            weight=_weight(trend.gain))
 

@@ -1,4 +1,4 @@
-# expect: error: forward raised RuntimeError: shape mismatch
+# expect: error: forward raised RuntimeError: shape mismatch on the (8, 4) batch inferred from the first layer fc (Linear): define example_inputs() or pass --input-shape
 import torch
 import torch.nn as nn
 
