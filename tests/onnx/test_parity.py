@@ -124,7 +124,7 @@ def sample(request, export):
                   training=torch.onnx.TrainingMode.TRAINING, do_constant_folding=folded)
     optimizer = spec.optimizer
     given = describe_optimizer(make_optimizer(optimizer.name, [torch.zeros(1, requires_grad=True)], optimizer.lr))
-    if given != optimizer:
+    if given != replace(optimizer, assumed=False):  # the default AdamW is as given as --optimizer AdamW
         pytest.xfail(f"{name}: its optimizer {optimizer} has settings --optimizer/--lr cannot give an ONNX model")
     targets = spec.targets
     loss = None if not isinstance(targets, torch.Tensor) else "mse" if targets.is_floating_point() else "cross-entropy"
