@@ -47,14 +47,19 @@ class Exclusions:
     force: bool = False  # also pass over paths named on the command line (pre-commit names every file)
     respect_gitignore: bool = True  # pass over what git ignores (.gitignore, .git/info/exclude, global)
 
+    def matches(self, path: str) -> bool:
+        """Whether a pattern matches `path` itself: what a scan asks of each folder and file it
+        meets (the folders above were asked on the way down, or were named by the user)."""
+        return any(glob_match(p, self.root, path) for p in self.patterns)
+
     def excludes(self, path: str) -> bool:
-        """Whether `path`, or a folder it lies in under `root`, matches a pattern."""
+        """Whether `path`, or a folder it lies in under `root`, matches a pattern: what
+        --force-exclude asks of a path named on the command line."""
         relative = os.path.relpath(os.path.abspath(path), os.path.abspath(self.root)).replace(os.sep, "/")
         if relative.startswith("../"):
-            return any(glob_match(p, self.root, path) for p in self.patterns)
+            return self.matches(path)
         parts = relative.split("/")
-        return any(glob_match(p, self.root, os.path.join(self.root, *parts[:end]))
-                   for end in range(1, len(parts) + 1) for p in self.patterns)
+        return any(self.matches(os.path.join(self.root, *parts[:end])) for end in range(1, len(parts) + 1))
 
 
 def glob_match(pattern: str, root: str, path: str) -> bool:
@@ -141,13 +146,13 @@ def _scan_directory(root: str, exclusions: Exclusions) -> list[Target]:
     ancestor would loop forever, and one to elsewhere lints files outside the tree. Links to files
     are followed, then judged like the file itself."""
     found: list[Target] = []
-    if exclusions.excludes(root) and os.path.normpath(root) != os.path.normpath(exclusions.root):
-        return found
     for directory, subdirs, files in os.walk(root, followlinks=False):
-        subdirs[:] = sorted(d for d in subdirs if not exclusions.excludes(os.path.join(directory, d)))
+        # Named on the command line, `root` is scanned even when excluded (unless --force-exclude
+        # dropped it before): only what the scan meets below it is asked.
+        subdirs[:] = sorted(d for d in subdirs if not exclusions.matches(os.path.join(directory, d)))
         for filename in sorted(files):
             path = os.path.normpath(os.path.join(directory, filename))  # `gradlint .` prints x.py, not ./x.py
-            if not filename.endswith((".onnx", ".py")) or exclusions.excludes(path):
+            if not filename.endswith((".onnx", ".py")) or exclusions.matches(path):
                 continue
             target = _scanned_onnx_file(path) if filename.endswith(".onnx") else _scanned_python_file(path)
             if target is not None:

@@ -93,6 +93,8 @@ def test_show_files(repo):
 
 def test_named_paths_are_linted_unless_force_exclude(repo):
     assert gradlint("--show-files", "experiments/scratch.py") == (0, "experiments/scratch.py\n", "")
+    assert gradlint("--show-files", "experiments") == (0, "experiments/scratch.py\n", "")  # a named folder too
+    assert gradlint("--show-files", "--force-exclude", "experiments") == (0, "", "")
     assert gradlint("--show-files", "--force-exclude", "experiments/scratch.py", "scripts/train.py") == (
         0, "scripts/train.py\n", "")
 
