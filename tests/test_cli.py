@@ -211,3 +211,20 @@ def test_colour_follows_the_terminal():
     assert palette_for(Terminal(False), environ={}) is PLAIN
     assert palette_for(Terminal(True), environ={"NO_COLOR": "1"}) is PLAIN
     assert isinstance(palette_for(Terminal(False), environ={"FORCE_COLOR": "1"}), Colors)
+
+
+# -- settings that cannot be trained with are usage errors, before any model is imported ------------
+
+@pytest.mark.parametrize("args,message", [
+    (["--lr", "-1"], "--lr -1: the learning rate must be a positive finite number"),
+    (["--lr", "0"], "--lr 0: the learning rate must be a positive finite number"),
+    (["--lr", "nan"], "--lr nan: the learning rate must be a positive finite number"),
+    (["--seed", "-1"], "--seed -1: the seed must be an integer from 0 to 2**64 - 1"),
+    (["--timeout", "-5"], "--timeout -5: give a number of seconds, or 0 for no limit"),
+    (["--max-memory", "lots"], "--max-memory: 'lots' is not a memory size such as 8GB or 512MB"),
+    (["-j", "0"], "Invalid value for '-j' / '--jobs': 0 is not in the range x>=1."),
+    (["--nope"], "No such option '--nope'. (Did you mean one of: '--ignore', '--no-probe'?) (see gradlint --help)"),
+])
+def test_bad_settings_are_one_line_usage_errors(workdir, args, message):
+    result = CliRunner().invoke(main, [*args, "broken.py"])
+    assert (result.exit_code, result.stdout, result.stderr) == (2, "", f"gradlint: error: {message}\n")
