@@ -58,13 +58,18 @@ def example_inputs():
 def wall(command: list[str]) -> tuple[float, float]:
     """(seconds to the first line on stdout, seconds to the end) of one run."""
     start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     first = None
     for _ in process.stdout:
         if first is None:
             first = time.perf_counter() - start
+    errors = process.stderr.read().decode(errors="replace")
     process.wait()
     end = time.perf_counter() - start
+    # Every command runs with --exit-zero (or prints findings and exits 0): anything else means
+    # gradlint did not lint, and its time would be meaningless.
+    if process.returncode != 0 or first is None:
+        raise SystemExit(f"{' '.join(command)} failed (exit {process.returncode}, no findings printed):\n{errors}")
     return (first if first is not None else end), end
 
 
