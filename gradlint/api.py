@@ -37,7 +37,7 @@ def check(
     """
     import torch
 
-    from gradlint.load import describe_optimizer
+    from gradlint.optimizers import describe_optimizer
 
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"check() needs an nn.Module, got {type(model).__name__}")

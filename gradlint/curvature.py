@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gradlint.losses import training_loss
+from gradlint.optimizers import UnsupportedOptimizer, at_checked_lr, fresh_optimizer, optimizer_from_info
 from gradlint.probe import each_gradient, on_device, preserved
 from gradlint.spec import ModelSpec
 
@@ -48,10 +49,6 @@ LEAN_BYTES = 256 * 2**20
 EIGEN_TOLERANCE = 1e-2
 # Finite-difference HVP step, relative to the parameter norm (docs/theory.md, P2).
 FD_RELATIVE_STEP = 1e-3
-
-
-class UnsupportedOptimizer(Exception):
-    """The optimizer cannot be stepped without the training loop (e.g. LBFGS needs a closure)."""
 
 
 @dataclass(frozen=True)
@@ -423,13 +420,11 @@ def _step_one_tensor(optimizer: Any, info: Any, parameter: Any, value: Any, grad
     """The first update of `value` (`parameter` or a slice of it) alone: a new optimizer of the
     same class, with the hyper-parameters of the parameter's param group and its state, steps a
     clone of it."""
-    from gradlint.load import fresh_optimizer
-
     clone = value.detach().clone().requires_grad_()
     # The gradient itself, not a copy: torch.optim's steps read it without writing it.
     clone.grad = gradient.detach()
     if optimizer is None:
-        twin = _optimizer_from_info(info, [clone])
+        twin = optimizer_from_info(info, [clone])
     else:
         group = next((g for g in optimizer.param_groups if any(p is parameter for p in g["params"])),
                      optimizer.param_groups[0])
@@ -452,16 +447,6 @@ def _step(optimizer: Any) -> None:
         raise UnsupportedOptimizer(f"{type(optimizer).__name__}.step cannot run outside training: {error}") from error
 
 
-def at_checked_lr(optimizer: Any, info: Any) -> Any:
-    """`optimizer` (a copy) with its lr raised to the LR schedule's peak (OptimizerInfo.peak_lr),
-    every param group in proportion: the optimizer rules check the largest lr training reaches."""
-    if info is None or info.peak_lr is None:
-        return optimizer
-    for group in optimizer.param_groups:
-        group["lr"] = group["lr"] * (info.peak_lr / info.lr) if info.lr > 0 else info.peak_lr
-    return optimizer
-
-
 def _twin(optimizer: Any, info: Any, clones: dict) -> Any:
     """A copy of `optimizer` over the cloned parameters, its state included."""
     if optimizer is not None:
@@ -471,22 +456,7 @@ def _twin(optimizer: Any, info: Any, clones: dict) -> Any:
             return copy.deepcopy(optimizer, memo=dict(clones))
         except Exception:  # an optimizer holding something uncopyable: same class and hyper-parameters
             pass
-    return _optimizer_from_info(info, list(clones.values()))
-
-
-def _optimizer_from_info(info: Any, params: list) -> Any:
-    """An optimizer built from OptimizerInfo alone (specs without an optimizer object)."""
-    from gradlint.load import make_optimizer
-
-    if info is None:
-        raise UnsupportedOptimizer("no optimizer configured")
-    optimizer = make_optimizer(info.name, params, info.lr)
-    for group in optimizer.param_groups:
-        for key, value in (("momentum", info.momentum), ("betas", info.betas), ("eps", info.eps),
-                           ("weight_decay", info.weight_decay), ("nesterov", info.nesterov)):
-            if key in group and value is not None:
-                group[key] = value
-    return optimizer
+    return optimizer_from_info(info, list(clones.values()))
 
 
 # -- flat-vector helpers over tuples of tensors ------------------------------------------------------

@@ -40,9 +40,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from gradlint.errors import LoadError
+from gradlint.overrides import DEFAULT_BATCH
 from gradlint.spec import Guess
 
-BATCH, LENGTH = 8, 16
+LENGTH = 16
 IMAGE_SIZES = (32, 28, 64, 128, 224, 256, 384)
 VOLUME_SIZES = (32, 28, 64)  # a 384^3 volume is 57M values per channel: no 3-D network is checked that way
 _SIZE_WORDS = {3: "length", 4: "image size", 5: "size"}  # by the rank of the batch
@@ -63,7 +64,7 @@ class _Proposal:
     fitted: tuple[int, ...] = ()  # sizes a position table is made for (tried first)
 
 
-def infer(model: Any, batch_size: int = BATCH, loss: str | None = None) -> tuple[Guess, ...]:
+def infer(model: Any, batch_size: int = DEFAULT_BATCH, loss: str | None = None) -> tuple[Guess, ...]:
     """The batches to try, in order, for a model without example_inputs(); a LoadError saying
     what to add when no layer tells the input's shape."""
     import torch

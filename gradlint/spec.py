@@ -19,7 +19,7 @@ class OptimizerInfo:
     eps: float | None = None
     weight_decay: float = 0.0
     nesterov: bool = False
-    # The LR schedule's largest lr over the first few hundred steps (gradlint.schedule), when it
+    # The LR schedule's largest lr over the first few hundred steps (gradlint.optimizers), when it
     # exceeds lr, and where it is reached ("the OneCycleLR peak at step 60").
     peak_lr: float | None = None
     schedule: str | None = None

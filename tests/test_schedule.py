@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from gradlint import schedule
+from gradlint import optimizers as schedule  # the LR schedule's peak
 from gradlint.load import Overrides
 
 MODEL = '''

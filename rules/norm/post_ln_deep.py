@@ -6,7 +6,7 @@ import math
 from collections import Counter
 
 from gradlint.findings import Fix, Severity, Stage
-from gradlint.load import DEFAULT_LR  # no optimizer information: gradlint's default, AdamW
+from gradlint.optimizers import DEFAULT_LR  # no optimizer information: gradlint's default, AdamW
 from gradlint.rule import Rule, RuleContext
 from gradlint.rules.depth._common import forward_reaches, is_layer_norm, sited_path, skip_and_branch, stream_source
 from gradlint.rules.norm._common import encoder_call, enclosing

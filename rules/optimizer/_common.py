@@ -22,7 +22,8 @@ def first_step_of(ctx: RuleContext) -> Any:
 
 
 def _first_step(ctx: RuleContext) -> Any:
-    from gradlint.curvature import UnsupportedOptimizer, first_step, loss_surface
+    from gradlint.curvature import first_step, loss_surface
+    from gradlint.optimizers import UnsupportedOptimizer
 
     step = None
     with loss_surface(ctx.spec, ctx.device, ctx.seed) as surface:

@@ -256,8 +256,7 @@ def _lookahead(ctx: RuleContext, steps: int, flop_budget: float | None, rows: in
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from gradlint.curvature import at_checked_lr
-    from gradlint.load import fresh_optimizer
+    from gradlint.optimizers import at_checked_lr, fresh_optimizer
     from gradlint.losses import training_loss
     from gradlint.probe import on_device
 

@@ -35,7 +35,7 @@ class LrExceedsCurvatureBound(Rule):
     stability bound: lr * lambda > 2, or 2 + 2*momentum with heavy-ball momentum, or
     (2 + 2*momentum) / (1 + 2*momentum) with Nesterov. With `gradient_clip_val` set, it stays
     quiet when clipping bounds the loss jump lambda/2 * (lr * clip)^2 below the initial loss.
-    Under an LR schedule it checks the schedule's peak lr (gradlint.schedule). Models over
+    Under an LR schedule it checks the schedule's peak lr (gradlint.optimizers). Models over
     256 MB of parameters skip it unless `--thorough` (Lanczos holds a copy per iteration).
 
     ## Why is this bad?
