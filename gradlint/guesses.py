@@ -40,6 +40,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from gradlint.errors import LoadError
+from gradlint.losses import is_token_batch, returned_loss, select_output
 from gradlint.overrides import DEFAULT_BATCH
 from gradlint.spec import Guess
 
@@ -327,7 +328,6 @@ def conventions(model: Any, base: Guess) -> tuple[Guess, ...]:
     loss beside (N, T, V) logits; else the next guess is tried."""
     import torch
 
-    from gradlint.losses import is_token_batch
 
     if base.inputs is None or len(base.inputs) != 1 or base.kwargs or not is_token_batch(base.inputs[0]):
         return ()
@@ -359,7 +359,6 @@ def _fits(tokens: Any) -> Callable[[Any], bool]:
     def fits(output: Any) -> bool:
         import torch
 
-        from gradlint.losses import returned_loss, select_output
 
         if returned_loss(output) is None:
             return False

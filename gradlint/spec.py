@@ -6,6 +6,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from gradlint.findings import Location
+from gradlint.locations import class_location
 
 
 @dataclass(frozen=True)
@@ -115,8 +116,6 @@ class ModelSpec:
 
     def location_of(self, module: Any) -> Location:
         """Where the module was constructed; else its class line (user classes); else the model's."""
-        from gradlint.locations import class_location
-
         site = self.sites.get(module) if self.sites is not None else None
         return site or class_location(module) or self.model_location or Location(self.path, 1, 1)
 

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from gradlint import optimizers as schedule  # the LR schedule's peak
-from gradlint.load import Overrides
+from gradlint.overrides import Overrides
 
 MODEL = '''
 import torch
