@@ -32,7 +32,7 @@ IN_PROCESS = """
 import sys
 from gradlint.discover import expand
 from gradlint.engine import Settings, lint_target
-from gradlint.load import Overrides
+from gradlint.overrides import Overrides
 from gradlint.registry import all_rules
 select = sys.argv[2] if len(sys.argv) > 2 else None
 rules = tuple(r for r in all_rules() if select is None or r.code == select)

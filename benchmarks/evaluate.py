@@ -44,7 +44,8 @@ sys.path.insert(0, HERE)
 
 from gradlint.discover import Target  # noqa: E402
 from gradlint.engine import Settings, lint_spec  # noqa: E402
-from gradlint.load import fresh_optimizer, load_target  # noqa: E402
+from gradlint.load import load_target  # noqa: E402
+from gradlint.optimizers import fresh_optimizer  # noqa: E402
 from gradlint.losses import training_loss  # noqa: E402
 from gradlint.registry import all_rules  # noqa: E402
 from gradlint import risk as risk_model  # noqa: E402

@@ -8,8 +8,10 @@ from typing import Any
 from gradlint.engine import Settings, lint_spec
 from gradlint.findings import ModelReport, Severity
 from gradlint.locations import class_location, display_path
+from gradlint.optimizers import describe_optimizer
 from gradlint.registry import all_rules
 from gradlint.selection import Selection, parse_selectors
+from gradlint.spec import ModelSpec
 
 
 def check(
@@ -37,7 +39,6 @@ def check(
     """
     import torch
 
-    from gradlint.load import describe_optimizer
 
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"check() needs an nn.Module, got {type(model).__name__}")
@@ -48,7 +49,6 @@ def check(
         assumptions.append("optimizer: AdamW(lr=0.001) (no optimizer given)")
     location = class_location(model)
     path = location.path if location else "<model>"
-    from gradlint.spec import ModelSpec
 
     spec = ModelSpec(
         target=f"{path}::{type(model).__name__}" if location else type(model).__name__,

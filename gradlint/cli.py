@@ -13,22 +13,21 @@ from dataclasses import replace
 
 import click
 
-from gradlint import __version__, discover, runner, suppress
-from gradlint import baseline as baselines
-from gradlint.config import (CliOptions, ConfigFinder, ModelSettings, parse_size, resolve_rules, resolve_severities,
-                             validate_keys)
-from gradlint.emit import FORMATS, streaming
+from gradlint import __version__, baseline as baselines, discover, runner, suppress
+from gradlint.config import (
+    CliOptions, ConfigFinder, ModelSettings, parse_size, resolve_rules, resolve_severities, validate_keys,
+)
+from gradlint.emit import FORMATS, statistics as stats, streaming
 from gradlint.emit.style import PLAIN, palette_for
-from gradlint.emit import statistics as stats
 from gradlint.engine import Settings, active_rules
 from gradlint.errors import UsageError
 from gradlint.findings import ModelReport, Severity, Stage
-from gradlint.load import Overrides
+from gradlint.overrides import Overrides
 from gradlint.losses import LOSSES
 from gradlint.progress import Progress
-from gradlint.show import settings_text
-from gradlint.registry import all_rules, clashes
+from gradlint.registry import all_rules, clashes, rule_by_code
 from gradlint.selection import parse_selectors
+from gradlint.show import settings_text
 from gradlint.worker import Job
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
@@ -397,8 +396,6 @@ def _rule_list(rules, output_format: str) -> str:
 
 
 def _explanation(code: str) -> str:
-    from gradlint.registry import rule_by_code
-
     rule = rule_by_code(code)
     if rule is None:
         raise UsageError(f"unknown rule {code!r} (see gradlint --list-rules)")

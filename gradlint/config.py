@@ -53,8 +53,10 @@ from gradlint.emit import FORMATS
 from gradlint.errors import UsageError
 from gradlint.findings import Location, Severity
 from gradlint.locations import display_path
+from gradlint.losses import LOSSES
+from gradlint.registry import all_rules
 from gradlint.rule import Rule
-from gradlint.selection import Selection
+from gradlint.selection import Selection, specificity
 
 FORMAT_NAMES = tuple(FORMATS)
 _TOP_KEYS = ("select", "extend-select", "ignore", "external", "per-file-ignores", "severity", "fail-on",
@@ -231,7 +233,7 @@ def resolve_severities(config: Config, cli: CliOptions, rules: Sequence[type[Rul
     result: dict[str, Severity] = {}
     for overrides in (config.severity, cli.severity):
         for rule in rules:
-            ranked = [(_specificity(key, rule), severity) for key, severity in overrides]
+            ranked = [(specificity(key, rule, families=True), severity) for key, severity in overrides]
             ranked = [item for item in ranked if item[0] > 0]
             if ranked:
                 result[rule.code] = max(ranked, key=lambda item: item[0])[1]
@@ -241,16 +243,18 @@ def resolve_severities(config: Config, cli: CliOptions, rules: Sequence[type[Rul
 def validate_keys(keys: Sequence[str], rules: Sequence[type[Rule]], where: str, families: bool = False) -> None:
     """Every selector must name a rule (code prefix or name) or, where allowed, a family."""
     for key in keys:
-        if not (key.upper() == "ALL" and not families) and not any(_specificity(key, rule, families) for rule in rules):
-            raise UsageError(f"{where}: unknown rule selector {key!r}: matches no rule code or name "
+        if key.upper() == "ALL":
+            if not families:  # select and per-file-ignores take ALL; a severity override names rules
+                continue
+        elif any(specificity(key, rule, families) for rule in rules):
+            continue
+        raise UsageError(f"{where}: unknown rule selector {key!r}: matches no rule code or name "
                              "(see gradlint --list-rules)")
 
 
 # -- parsing --------------------------------------------------------------------------------------
 
 def _parse(table: Any, path: str, prefix: str, text: str) -> Config:
-    from gradlint.registry import all_rules
-
     where = display_path(path)
     rules = all_rules()
     _check_table(table, prefix.rstrip(".") or "the top level", where)
@@ -432,8 +436,6 @@ def _shape(value: Any, name: str, where: str) -> tuple[int, ...] | None:
 
 
 def _loss(table: dict, prefix: str, where: str) -> str | None:
-    from gradlint.losses import LOSSES
-
     value = _typed(table, "loss", str, prefix, where)
     if value is not None and value not in LOSSES:
         raise UsageError(f"{where}: {prefix}loss: {value!r} is not one of {', '.join(LOSSES)}")
@@ -480,16 +482,3 @@ def parse_size(text: str) -> int:
     if size < 1:
         raise ValueError(f"{text!r} is not a memory size such as 8GB or 512MB")
     return int(size)
-
-
-# -- matching -------------------------------------------------------------------------------------
-
-def _specificity(key: str, rule: type[Rule], families: bool = True) -> int:
-    """How specifically `key` names `rule`: 0 not at all; a family counts like a one-digit prefix."""
-    if key.upper() == rule.code or key.lower() == rule.name:
-        return 100
-    if rule.code.startswith(key.upper()):
-        return len(key)
-    if families and key.lower() == rule.family:
-        return 3
-    return 0

@@ -17,6 +17,9 @@ from gradlint import risk, stages, suppress
 from gradlint.discover import Target
 from gradlint.errors import LoadError, NoModel
 from gradlint.findings import NOT_RUN, Finding, Location, ModelReport, Severity, Stage
+from gradlint.load import importable, load_target
+from gradlint.probe import observe
+from gradlint.registry import all_rules, rule_by_code
 from gradlint.rule import Rule, RuleContext
 from gradlint.spec import ModelSpec
 
@@ -67,8 +70,6 @@ def lint_spec(spec: ModelSpec, settings: Settings) -> ModelReport:
     rule needs them, one recorded forward (trace) or forward+backward (probe) and the rules
     that read it. Raises ModelFailed (a LoadError) when that pass fails; its `report` keeps
     what the static rules found."""
-    from gradlint.probe import observe
-
     rules = active_rules(settings)
     static = [r for r in rules if not _runs_model(r)]
     dynamic = [r for r in rules if _runs_model(r)]
@@ -141,8 +142,6 @@ def lint_spec(spec: ModelSpec, settings: Settings) -> ModelReport:
 def _risk_gaps(settings: Settings, failures: Sequence[RuleFailure], ctx: RuleContext) -> tuple[str, ...]:
     """What the risk could not weigh, though the model ran: rules it was fitted with that were not
     selected, that failed or ran out of memory, and probes skipped for the model's size."""
-    from gradlint.registry import all_rules
-
     weighed = [r for r in all_rules() if risk.weighs(r)]
     unselected = [r for r in weighed if r not in settings.rules]
     gaps = [f"{len(unselected)} of {len(weighed)} rules not selected"] if unselected else []
@@ -165,8 +164,6 @@ def _no_risk_reason(settings: Settings, spec: ModelSpec, failure: LoadError | No
 def lint_target(target: Target, settings: Settings, overrides, verbose: bool = False) -> ModelReport:
     """Load and lint one target; a failure to load becomes a one-line error report, a model that
     fails to run a report of the static rules' findings with the error."""
-    from gradlint.load import importable, load_target
-
     if target.error is not None:
         return ModelReport(target=target.label, path=target.path, error=target.error)
     try:
@@ -225,8 +222,6 @@ def _failure_notes(failures: Sequence[RuleFailure], reported: bool) -> list[str]
 def _failure_findings(failures: Sequence[RuleFailure], spec: ModelSpec) -> list[Finding]:
     """One GL902 finding per distinct error, naming the rules it stopped (model code that raises
     when a rule reads it usually stops several rules the same way)."""
-    from gradlint.registry import rule_by_code
-
     rule = rule_by_code(RULE_FAILED_CODE)
     location = spec.model_location or Location(spec.path)
     by_error: dict[str, list[type[Rule]]] = {}

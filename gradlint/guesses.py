@@ -40,9 +40,11 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from gradlint.errors import LoadError
+from gradlint.losses import is_token_batch, returned_loss, select_output
+from gradlint.overrides import DEFAULT_BATCH
 from gradlint.spec import Guess
 
-BATCH, LENGTH = 8, 16
+LENGTH = 16
 IMAGE_SIZES = (32, 28, 64, 128, 224, 256, 384)
 VOLUME_SIZES = (32, 28, 64)  # a 384^3 volume is 57M values per channel: no 3-D network is checked that way
 _SIZE_WORDS = {3: "length", 4: "image size", 5: "size"}  # by the rank of the batch
@@ -63,7 +65,7 @@ class _Proposal:
     fitted: tuple[int, ...] = ()  # sizes a position table is made for (tried first)
 
 
-def infer(model: Any, batch_size: int = BATCH, loss: str | None = None) -> tuple[Guess, ...]:
+def infer(model: Any, batch_size: int = DEFAULT_BATCH, loss: str | None = None) -> tuple[Guess, ...]:
     """The batches to try, in order, for a model without example_inputs(); a LoadError saying
     what to add when no layer tells the input's shape."""
     import torch
@@ -326,7 +328,6 @@ def conventions(model: Any, base: Guess) -> tuple[Guess, ...]:
     loss beside (N, T, V) logits; else the next guess is tried."""
     import torch
 
-    from gradlint.losses import is_token_batch
 
     if base.inputs is None or len(base.inputs) != 1 or base.kwargs or not is_token_batch(base.inputs[0]):
         return ()
@@ -358,7 +359,6 @@ def _fits(tokens: Any) -> Callable[[Any], bool]:
     def fits(output: Any) -> bool:
         import torch
 
-        from gradlint.losses import returned_loss, select_output
 
         if returned_loss(output) is None:
             return False

@@ -12,37 +12,24 @@ A model file may define (all but the model optional):
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib
 import importlib.util
 import inspect
 import os
 import sys
-from dataclasses import dataclass, replace
 from typing import Any
 
 from gradlint import sources, stages
 from gradlint.discover import Target
 from gradlint.errors import LoadError, NoModel
 from gradlint.findings import Location
-from gradlint.guesses import BATCH, conventions, infer
+from gradlint.guesses import conventions, infer
 from gradlint.locations import class_location, display_path, is_library_file, record_construction_sites
-from gradlint.spec import Guess, ModelSpec, OptimizerInfo
-
-DEFAULT_LR = 1e-3
-
-
-@dataclass(frozen=True)
-class Overrides:
-    """Command-line settings that beat what the model file says."""
-
-    input_shape: tuple[int, ...] | None = None
-    lr: float | None = None
-    optimizer: str | None = None  # a torch.optim class name, case-insensitive
-    seed: int = 0
-    batch_size: int | None = None  # of the random batch gradlint infers when there is no example_inputs()
-    loss: str | None = None  # the default loss without a loss_fn: "cross-entropy" or "mse" (losses.LOSSES)
-    gradient_clip_val: float | None = None  # instead of the file's (an ONNX file has none)
+from gradlint.optimizers import check_gradient_clip, resolve_optimizer
+from gradlint.overrides import DEFAULT_BATCH, Overrides
+from gradlint.spec import Guess, ModelSpec
 
 
 def load_target(target: Target, overrides: Overrides = Overrides()) -> ModelSpec:
@@ -211,13 +198,16 @@ def spec_from_namespace(namespace: Any, path: str, name: str | None, overrides: 
     first = guesses[0]
     assumptions.extend(first.notes)
     stages.enter("configure_optimizers()", user_code=True)
-    optimizer_object, optimizer = resolve_optimizer(namespace, model, overrides, assumptions)
+    # The file's configure_optimizers, called once the overrides say it is wanted (--optimizer skips it).
+    configure = functools.partial(_call_optional, namespace, "configure_optimizers", model) \
+        if getattr(namespace, "configure_optimizers", None) is not None else None
+    optimizer_object, optimizer = resolve_optimizer(configure, model, overrides, assumptions)
     if overrides.gradient_clip_val is not None:
         clip = overrides.gradient_clip_val
-        _check_clip(clip, "in the config")
+        check_gradient_clip(clip, "in the config")
     else:
         clip = getattr(namespace, "gradient_clip_val", None)
-        _check_clip(clip, "in the model file")
+        check_gradient_clip(clip, "in the model file")
     return ModelSpec(
         target=label,
         path=path,
@@ -236,22 +226,6 @@ def spec_from_namespace(namespace: Any, path: str, name: str | None, overrides: 
         assumptions=tuple(assumptions),
         loss=first.loss,
     )
-
-
-def _check_clip(clip: Any, where: str) -> None:
-    """gradient_clip_val as Lightning reads it, with its silent failures made errors. None or 0
-    means no clipping, as in Lightning (Trainer's default is None, and its precision plugin skips
-    clipping when the value is <= 0), so both stay allowed. A negative value, which Lightning also
-    skips without a word, is a mistake; NaN makes clip_grad_norm_ write NaN into every gradient;
-    inf never clips; a bool is a number to Python (True clips at 1) but not what anyone means."""
-    import math
-
-    if clip is None:
-        return
-    if not isinstance(clip, (int, float)):
-        raise LoadError(f"gradient_clip_val must be a number, not {type(clip).__name__}")
-    if isinstance(clip, bool) or clip < 0 or not math.isfinite(clip):
-        raise LoadError(f"gradient_clip_val = {_number(clip)} {where}: must be a positive finite number")
 
 
 def _inside_torch_compile(model: Any) -> Any:
@@ -348,7 +322,7 @@ def _example_inputs(namespace: Any, model: Any, overrides: Overrides) -> tuple[G
         return (Guess(inputs=(torch.randn(*overrides.input_shape),), loss=overrides.loss, notes=(note,)),)
     inputs = _call_optional(namespace, "example_inputs")
     if inputs is None:
-        return infer_inputs(model, overrides.batch_size or _BATCH, overrides.loss)
+        return infer_inputs(model, overrides.batch_size or DEFAULT_BATCH, overrides.loss)
     if isinstance(inputs, torch.Tensor):
         return (Guess(inputs=(inputs,), loss=overrides.loss),)
     if isinstance(inputs, (list, tuple)):
@@ -356,168 +330,10 @@ def _example_inputs(namespace: Any, model: Any, overrides: Overrides) -> tuple[G
     raise LoadError(f"example_inputs() returned {type(inputs).__name__}; return a tensor or a tuple of tensors")
 
 
-_BATCH = BATCH  # the batch gradlint invents (ONNX inputs use it too): small enough to be cheap
-
-
-def infer_inputs(model: Any, batch_size: int = _BATCH, loss: str | None = None) -> tuple[Guess, ...]:
+def infer_inputs(model: Any, batch_size: int = DEFAULT_BATCH, loss: str | None = None) -> tuple[Guess, ...]:
     """Random batches shaped for the first layer the data meets, to try in turn (guesses.infer),
     or a LoadError saying what to add."""
     return infer(model, batch_size, loss)
-
-
-def resolve_optimizer(namespace: Any, model: Any, overrides: Overrides, assumptions: list[str]):
-    """The optimizer training will use, from configure_optimizers or the defaults, after overrides."""
-    if overrides.lr is not None:
-        _check_lr(overrides.lr, f"--lr {_number(overrides.lr)}")
-    optimizer = configured = None
-    if overrides.optimizer is None and getattr(namespace, "configure_optimizers", None) is not None:
-        configured = _call_optional(namespace, "configure_optimizers", model)
-        if configured is None:
-            # Lightning would warn and train with no optimizer at all; checking gradlint's AdamW
-            # default instead would report on a setup the file does not have.
-            raise LoadError(f"configure_optimizers() returned None: {OPTIMIZER_SHAPES}")
-        optimizer = first_optimizer(configured)
-        _check_parameters(optimizer, model)
-        if overrides.lr is None:  # --lr replaces whatever the file set
-            _check_group_lrs(optimizer)
-    if optimizer is None:
-        name = overrides.optimizer or "AdamW"
-        lr = overrides.lr if overrides.lr is not None else DEFAULT_LR
-        optimizer = make_optimizer(name, model.parameters(), lr)
-        if overrides.optimizer is None:
-            assumptions.append(f"optimizer: AdamW(lr={lr:g}) (no configure_optimizers)")
-    elif overrides.lr is not None:  # --lr replaces the schedule too
-        for group in optimizer.param_groups:
-            group["lr"] = overrides.lr
-    info = describe_optimizer(optimizer)
-    if configured is None and overrides.optimizer is None:  # the optimizer findings say it is gradlint's
-        info = replace(info, assumed=True)
-    if configured is not None and overrides.lr is None:
-        info = _with_schedule_peak(info, configured, optimizer, assumptions)
-    return optimizer, info
-
-
-# What configure_optimizers may return, as its errors say it.
-OPTIMIZER_SHAPES = "return an optimizer, a list, a dict with 'optimizer', or (optimizers, schedulers)"
-
-
-def _check_parameters(optimizer: Any, model: Any) -> None:
-    """The optimizer must hold some of the model's parameters. A subset is fine (a frozen
-    backbone), and so are tensors beside them (a loss's learnable weights, a temperature): the
-    rules step the model's parameters and ignore the rest. An optimizer over none of them would
-    have the rules measure a step that moves nothing they run."""
-    tensors = [p for group in optimizer.param_groups for p in group["params"]]
-    if not tensors:
-        raise LoadError(f"configure_optimizers() returned {type(optimizer).__name__} over no parameters: "
-                        "build it over model.parameters()")
-    owned = {id(p) for p in model.parameters()}
-    belong = sum(id(p) in owned for p in tensors)
-    if belong == 0:
-        raise LoadError(f"configure_optimizers() returned an optimizer over parameters that are not the model's "
-                        f"({belong} of its {len(tensors)} tensors belong to the model)")
-
-
-def _check_group_lrs(optimizer: Any) -> None:
-    """Every param group's lr is a finite number >= 0. torch's constructors reject a negative lr
-    (and all but SGD a NaN one), but accept inf, and nothing checks an lr written into
-    param_groups afterwards or a custom optimizer's."""
-    groups = optimizer.param_groups
-    for index, group in enumerate(groups):
-        where = f" in param group {index}" if len(groups) > 1 else ""
-        _check_lr(group.get("lr", 0.0), f"configure_optimizers() returned {type(optimizer).__name__} with lr = "
-                                        f"{_number(group.get('lr'))}{where}")
-
-
-def _check_lr(lr: Any, what: str) -> None:
-    """lr 0 is allowed: it takes no step, and the optimizer rules have nothing to check."""
-    import math
-
-    try:
-        value = float(lr.item() if hasattr(lr, "item") else lr)
-    except (TypeError, ValueError, RuntimeError):
-        value = math.nan
-    if not (math.isfinite(value) and value >= 0):
-        raise LoadError(f"{what}: a learning rate must be a finite number >= 0")
-
-
-def _number(value: Any) -> str:
-    """A number as a message shows it: -1, 0.001, nan, inf (a tensor by its value); else its repr."""
-    value = value.item() if hasattr(value, "item") else value
-    return f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else repr(value)
-
-
-def _with_schedule_peak(info: OptimizerInfo, configured: Any, optimizer: Any, assumptions: list[str]) -> OptimizerInfo:
-    """`info` with the LR schedule's peak, which the optimizer rules check instead of lr."""
-    import math
-    from dataclasses import replace
-
-    from gradlint.schedule import find_scheduler, peak_of
-
-    found = find_scheduler(configured)
-    peak = peak_of(*found, optimizer) if found is not None else None
-    if peak is None:
-        return info
-    if not math.isfinite(peak.lr):  # a peak above every lr is one (a lambda that divides by 0, say)
-        raise LoadError(f"configure_optimizers()'s {peak.scheduler} sets lr = {peak.lr:g} at {peak.interval} "
-                        f"{peak.step}: a learning rate must be a finite number >= 0")
-    if peak.interval == "epoch":
-        assumptions.append(f"optimizer: {peak.scheduler} steps once per epoch (Lightning's default interval); "
-                           "its peak over the first epochs is checked")
-    return replace(info, peak_lr=peak.lr, schedule=peak.describe(), scheduler=peak.scheduler)
-
-
-def make_optimizer(name: str, parameters: Any, lr: float) -> Any:
-    import torch
-
-    classes = {n.lower(): getattr(torch.optim, n) for n in dir(torch.optim)
-               if isinstance(getattr(torch.optim, n), type) and issubclass(getattr(torch.optim, n), torch.optim.Optimizer)}
-    cls = classes.get(name.lower())
-    if cls is None or cls is torch.optim.Optimizer:
-        raise LoadError(f"unknown optimizer {name!r}; use a torch.optim class name such as SGD, Adam or AdamW")
-    return cls(parameters, lr=lr)
-
-
-def fresh_optimizer(like: Any, parameters: Any, group: dict | None = None) -> Any:
-    """A new optimizer of `like`'s class and hyper-parameters (those of `group`, by default its
-    first param group) over `parameters`, for steps on copies. Only the constructor's own
-    arguments are passed: param_groups also hold derived keys (AdamW's decoupled_weight_decay)
-    that the constructor rejects."""
-    accepted = inspect.signature(type(like)).parameters
-    group = like.param_groups[0] if group is None else group
-    return type(like)(parameters, **{k: v for k, v in group.items() if k in accepted and k != "params"})
-
-
-def first_optimizer(configured: Any) -> Any:
-    """Accept every shape PyTorch Lightning's configure_optimizers may return; the first
-    optimizer is the one checked."""
-    import torch
-
-    if isinstance(configured, torch.optim.Optimizer):
-        return configured
-    if isinstance(configured, dict):
-        if "optimizer" not in configured:
-            raise LoadError(f"configure_optimizers() returned a dict without 'optimizer': {OPTIMIZER_SHAPES}")
-        return first_optimizer(configured["optimizer"])
-    if isinstance(configured, (list, tuple)):
-        if not configured:
-            raise LoadError(f"configure_optimizers() returned an empty {type(configured).__name__}: {OPTIMIZER_SHAPES}")
-        return first_optimizer(configured[0])
-    raise LoadError(f"configure_optimizers() returned {type(configured).__name__}; {OPTIMIZER_SHAPES}")
-
-
-def describe_optimizer(optimizer: Any) -> OptimizerInfo:
-    group = optimizer.param_groups[0]
-    betas = group.get("betas")
-    lr = group.get("lr", 0.0)
-    return OptimizerInfo(
-        name=type(optimizer).__name__,
-        lr=float(lr.item() if hasattr(lr, "item") else lr),
-        momentum=float(group.get("momentum", 0.0) or 0.0),
-        betas=tuple(float(b) for b in betas) if betas is not None else None,
-        eps=float(group["eps"]) if group.get("eps") is not None else None,
-        weight_decay=float(group.get("weight_decay", 0.0) or 0.0),
-        nesterov=bool(group.get("nesterov", False)),
-    )
 
 
 def _model_location(model: Any, path: str, factory: Any = None, sites: Any = None, name: str = "model") -> Location:

@@ -20,6 +20,7 @@ import os
 from collections.abc import Mapping, Sequence
 
 from gradlint.findings import Finding
+from gradlint.registry import rule_by_code
 
 LEVELS = ((0.7, "high"), (0.3, "medium"), (0.0, "low"))
 MODEL_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "risk_model.json")
@@ -32,8 +33,6 @@ def hazard(weight: float) -> float:
 
 def evidence(findings: Sequence[Finding]) -> dict[str, float]:
     """Family -> hazard of its strongest finding."""
-    from gradlint.registry import rule_by_code
-
     result: dict[str, float] = {}
     for finding in findings:
         rule = rule_by_code(finding.code)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from gradlint.findings import Location
+from gradlint.locations import class_location
 
 
 @dataclass(frozen=True)
@@ -19,7 +20,7 @@ class OptimizerInfo:
     eps: float | None = None
     weight_decay: float = 0.0
     nesterov: bool = False
-    # The LR schedule's largest lr over the first few hundred steps (gradlint.schedule), when it
+    # The LR schedule's largest lr over the first few hundred steps (gradlint.optimizers), when it
     # exceeds lr, and where it is reached ("the OneCycleLR peak at step 60").
     peak_lr: float | None = None
     schedule: str | None = None
@@ -115,8 +116,6 @@ class ModelSpec:
 
     def location_of(self, module: Any) -> Location:
         """Where the module was constructed; else its class line (user classes); else the model's."""
-        from gradlint.locations import class_location
-
         site = self.sites.get(module) if self.sites is not None else None
         return site or class_location(module) or self.model_location or Location(self.path, 1, 1)
 

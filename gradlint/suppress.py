@@ -33,6 +33,7 @@ from gradlint import sources
 from gradlint.config import PathIgnore
 from gradlint.findings import Finding, Fix, Location, Severity
 from gradlint.locations import display_path
+from gradlint.registry import all_rules, prefixes, rule_by_code
 from gradlint.rule import Rule
 
 UNUSED_CODE, UNUSED_NAME = "GL901", "unused-suppression"
@@ -191,8 +192,6 @@ def _parse_comment(token: tokenize.TokenInfo, path: str):
 def _prefixes() -> tuple[str, ...]:
     """The code prefixes of every installed rule package: a `# noqa: XT101` is for gradlint when
     a plugin registered XT."""
-    from gradlint.registry import prefixes
-
     return prefixes()
 
 
@@ -220,8 +219,6 @@ def _unused_comments(directives: Sequence[Directive], ran: Sequence[type[Rule]],
     """GL901 findings for comments whose entries matched nothing or name unknown codes. Entries
     naming GL901 itself are judged apart (`about_unused`), once the other GL901 findings had their
     chance to be silenced by them."""
-    from gradlint.registry import all_rules
-
     known, ran_codes = all_rules(), {r.code for r in ran}
     for directive in directives:
         if directive.codes is None:
@@ -244,8 +241,6 @@ def _unused_comments(directives: Sequence[Directive], ran: Sequence[type[Rule]],
 def _unused_ignores(ignores: Sequence[PathIgnore], used: set[int], model_path: str, ran: Sequence[type[Rule]]):
     """Config ignores for the modules of one named file are judged like comments; globs over many
     files are not (another file may need them)."""
-    from gradlint.registry import all_rules
-
     known, ran_codes = all_rules(), {r.code for r in ran}
     for index, entry in enumerate(ignores):
         if index in used or entry.module is None or not entry.names_one_file or entry.location is None \
@@ -263,8 +258,6 @@ def _judged(entry: str, known: Sequence[type[Rule]], ran_codes: set[str]) -> boo
 
 
 def _unused(location: Location, message: str, fix: str) -> Finding:
-    from gradlint.registry import rule_by_code
-
     rule = rule_by_code(UNUSED_CODE)
     return Finding(code=UNUSED_CODE, name=UNUSED_NAME, severity=rule.severity if rule else Severity.WARNING,
                    message=message, location=location, fix=Fix(fix))

@@ -15,13 +15,17 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from gradlint.api import check as _check
+from gradlint.discover import Target
+from gradlint.emit import full
+from gradlint.engine import Settings, lint_target
 from gradlint.findings import ModelReport, Severity
+from gradlint.overrides import Overrides
+from gradlint.registry import all_rules
 
 
 def check(model: Any, example_inputs: Any, **options: Any) -> ModelReport:
     """`gradlint.check`: the report for a model object (see gradlint.api.check for the options)."""
-    from gradlint.api import check as _check
-
     return _check(model, example_inputs, **options)
 
 
@@ -32,8 +36,6 @@ def assert_trainable(model: Any, example_inputs: Any, *, fail_on: str = "error",
     threshold = Severity.parse(fail_on)
     report = check(model, example_inputs, **options)
     if any(f.severity.rank >= threshold.rank for f in report.findings):
-        from gradlint.emit import full
-
         raise AssertionError(full.render([report]).rstrip("\n"))
     return report
 
@@ -73,7 +75,6 @@ def example_tests(prefix: str):
     `# expect: CODE`, when some are) and stay quiet on each VALID one."""
     import pytest
 
-    from gradlint.registry import all_rules
 
     rules = [rule for rule in all_rules() if rule.code.startswith(prefix)]
     cases = [(rule, kind, i, source) for rule in rules
@@ -110,10 +111,6 @@ def lint_example(source: str, select: Any, folder: Any, name: str = "model.py", 
     for None), in this process (no worker: a rule's own test suite wants its tracebacks)."""
     import os
 
-    from gradlint.discover import Target
-    from gradlint.engine import Settings, lint_target
-    from gradlint.load import Overrides
-    from gradlint.registry import all_rules
 
     path = os.path.join(str(folder), name)
     with open(path, "w", encoding="utf-8") as handle:

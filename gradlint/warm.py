@@ -15,7 +15,7 @@ import torch.nn.functional  # noqa: E402,F401
 import torch.optim  # noqa: E402,F401
 import torch.utils.flop_counter  # noqa: E402,F401  (GL604 counts its first step)
 
-import gradlint.curvature  # noqa: E402,F401
+import gradlint.rule  # noqa: E402,F401  (the measurement layer comes with the contract)
 import gradlint.engine  # noqa: E402,F401
 import gradlint.load  # noqa: E402,F401
 import gradlint.probe  # noqa: E402,F401

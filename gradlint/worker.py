@@ -32,7 +32,9 @@ from typing import Any
 
 from gradlint import stages
 from gradlint.discover import Target
+from gradlint.engine import lint_target
 from gradlint.findings import ModelReport
+from gradlint.locations import pin_display_root
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,7 @@ class Job:
 
     target: Target
     settings: Any  # gradlint.engine.Settings
-    overrides: Any  # gradlint.load.Overrides
+    overrides: Any  # gradlint.overrides.Overrides
     verbose: bool = False  # print tracebacks to the captured stderr, which -v shows
     # torch's intra-op threads. One, whatever the machine, the number of workers or of targets:
     # a reduction split over more threads sums in another order, which moves boundary
@@ -70,9 +72,6 @@ def main(connection: Any, job: Job) -> None:
 
     try:
         import torch
-
-        from gradlint.engine import lint_target
-        from gradlint.locations import pin_display_root
 
         torch.set_num_threads(job.threads)
         pin_display_root(home)

@@ -18,7 +18,8 @@ from gradlint.discover import Target
 from gradlint.engine import ModelFailed, Settings, lint_spec, lint_target
 from gradlint.errors import LoadError
 from gradlint.findings import Severity, Stage
-from gradlint.load import Overrides, load_target
+from gradlint.load import load_target
+from gradlint.overrides import Overrides
 from gradlint.registry import all_rules, rule_by_code
 from gradlint.rule import Rule, RuleContext
 from tests.conftest import risk_text

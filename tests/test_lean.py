@@ -1,6 +1,6 @@
 """Memory-lean probes: the same numbers without holding whole copies of the parameters.
 
-Large models (over gradlint.curvature.LEAN_BYTES of trainable parameters) get a first optimizer
+Large models (over gradlint.measure.memory.LEAN_BYTES of trainable parameters) get a first optimizer
 step computed one tensor at a time, and skip the probes that need whole vectors. These tests
 lower the limit to exercise that path on tiny models, and check it against the full path.
 """
@@ -11,7 +11,9 @@ import pytest
 import torch
 from torch import nn
 
-from gradlint import curvature
+from gradlint.measure import first_step as stepping
+from gradlint.measure import memory
+from gradlint.measure import surface as surfaces
 from gradlint.probe import observe
 from gradlint.spec import ModelSpec, OptimizerInfo
 
@@ -50,16 +52,16 @@ OPTIMIZERS = {
 }
 
 
-@pytest.mark.parametrize("slice_elements", [curvature.SLICE_ELEMENTS, 7])  # 7: every tensor in uneven slices
+@pytest.mark.parametrize("slice_elements", [stepping.SLICE_ELEMENTS, 7])  # 7: every tensor in uneven slices
 @pytest.mark.parametrize("clip", [None, 0.05])
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_lean_first_step_matches_the_full_one(name, clip, slice_elements, monkeypatch):
-    monkeypatch.setattr(curvature, "SLICE_ELEMENTS", slice_elements)
+    monkeypatch.setattr(stepping, "SLICE_ELEMENTS", slice_elements)
     spec = _spec(OPTIMIZERS[name], clip)
-    with curvature.loss_surface(spec) as surface:
-        full = curvature.first_step(surface, spec.optimizer_object, spec.optimizer, clip)
-    with curvature.loss_surface(spec) as surface:
-        lean = curvature.first_step(surface, spec.optimizer_object, spec.optimizer, clip, lean=True)
+    with surfaces.loss_surface(spec) as surface:
+        full = stepping.first_step(surface, spec.optimizer_object, spec.optimizer, clip)
+    with surfaces.loss_surface(spec) as surface:
+        lean = stepping.first_step(surface, spec.optimizer_object, spec.optimizer, clip, lean=True)
         assert surface.passes == {"forward": 2 if clip else 1, "backward": 2 if clip else 1}
     assert lean.gradient is None and lean.update is None
     assert lean.loss == pytest.approx(full.loss)
@@ -78,18 +80,18 @@ def test_lean_first_step_uses_each_parameters_own_group():
         return torch.optim.SGD([{"params": [first], "lr": 1.0}, {"params": rest}], lr=0.01)
 
     spec = _spec(two_groups)
-    with curvature.loss_surface(spec) as surface:
-        full = curvature.first_step(surface, spec.optimizer_object, spec.optimizer)
-    with curvature.loss_surface(spec) as surface:
-        lean = curvature.first_step(surface, spec.optimizer_object, spec.optimizer, lean=True)
+    with surfaces.loss_surface(spec) as surface:
+        full = stepping.first_step(surface, spec.optimizer_object, spec.optimizer)
+    with surfaces.loss_surface(spec) as surface:
+        lean = stepping.first_step(surface, spec.optimizer_object, spec.optimizer, lean=True)
     assert [t.update_rms for t in lean.tensors] == pytest.approx([t.update_rms for t in full.tensors], rel=1e-5)
 
 
 def test_lean_first_step_leaves_model_and_optimizer_untouched():
     spec = _spec(OPTIMIZERS["adam"], unused=True)
     before = {name: p.detach().clone() for name, p in spec.model.named_parameters()}
-    with curvature.loss_surface(spec) as surface:
-        lean = curvature.first_step(surface, spec.optimizer_object, spec.optimizer, lean=True)
+    with surfaces.loss_surface(spec) as surface:
+        lean = stepping.first_step(surface, spec.optimizer_object, spec.optimizer, lean=True)
     assert all(torch.equal(before[name], p) for name, p in spec.model.named_parameters())
     assert all(p.grad is None for p in spec.model.parameters())
     assert not spec.optimizer_object.state
@@ -108,7 +110,7 @@ def test_probe_measures_gradients_without_keeping_them():
 
 
 def test_large_model_skips_whole_vector_probes_and_says_so(lint, monkeypatch):
-    monkeypatch.setattr(curvature, "LEAN_BYTES", 1024)  # the 32-64-10 MLP takes 11 KB
+    monkeypatch.setattr(memory, "LEAN_BYTES", 1024)  # the 32-64-10 MLP takes 11 KB
     report = lint(SOURCE, select=["GL6"])
     assert [f.code for f in report.findings] == ["GL601"]  # computed lean; GL602 would fire on the full path
     (note,) = [a for a in report.assumptions if a.startswith("probe: lean")]
@@ -120,10 +122,10 @@ def test_large_model_skips_whole_vector_probes_and_says_so(lint, monkeypatch):
 def test_thorough_runs_the_full_probes_on_a_large_model(tmp_path, monkeypatch):
     from gradlint.discover import Target
     from gradlint.engine import Settings, lint_target
-    from gradlint.load import Overrides
+    from gradlint.overrides import Overrides
     from gradlint.registry import all_rules
 
-    monkeypatch.setattr(curvature, "LEAN_BYTES", 1024)
+    monkeypatch.setattr(memory, "LEAN_BYTES", 1024)
     path = tmp_path / "model.py"
     path.write_text(SOURCE)
     rules = tuple(r for r in all_rules() if r.code.startswith("GL60"))

@@ -235,7 +235,8 @@ SHAPES = "return an optimizer, a list, a dict with 'optimizer', or (optimizers, 
 def load_error(tmp_path, source: str, overrides=None) -> str:
     from gradlint.discover import Target
     from gradlint.errors import LoadError
-    from gradlint.load import Overrides, load_target
+    from gradlint.load import load_target
+    from gradlint.overrides import Overrides
 
     with pytest.raises(LoadError) as error:
         load_target(Target(write(tmp_path, "m.py", source)), overrides or Overrides())
@@ -283,7 +284,7 @@ def test_configure_optimizers_lr_must_be_finite_and_not_negative(tmp_path, body,
 
 @pytest.mark.parametrize("lr,shown", [(float("nan"), "nan"), (-1.0, "-1"), (float("inf"), "inf")])
 def test_lr_override_must_be_finite_and_not_negative(tmp_path, lr, shown):
-    from gradlint.load import Overrides
+    from gradlint.overrides import Overrides
 
     message = f"--lr {shown}: a learning rate must be a finite number >= 0"
     assert load_error(tmp_path, HEALTHY, Overrides(lr=lr)) == message
@@ -299,7 +300,8 @@ def test_gradient_clip_val_must_be_a_positive_finite_number(tmp_path, value, sho
 
 def test_gradient_clip_val_zero_or_none_means_no_clipping_as_in_lightning(tmp_path):
     from gradlint.discover import Target
-    from gradlint.load import Overrides, load_target
+    from gradlint.load import load_target
+    from gradlint.overrides import Overrides
 
     for value in ("0", "0.0", "None"):
         path = write(tmp_path, f"clip_{value.replace('.', '_')}.py", HEALTHY + f"\ngradient_clip_val = {value}\n")
@@ -311,7 +313,8 @@ def test_gradient_clip_val_zero_or_none_means_no_clipping_as_in_lightning(tmp_pa
 
 def test_cli_overrides_lr_and_optimizer(tmp_path):
     from gradlint.discover import Target
-    from gradlint.load import Overrides, load_target
+    from gradlint.load import load_target
+    from gradlint.overrides import Overrides
 
     path = write(tmp_path, "m.py", HEALTHY + "\ngradient_clip_val = 0.5\n")
     spec = load_target(Target(path), Overrides(lr=0.3))

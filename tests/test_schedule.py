@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from gradlint import schedule
-from gradlint.load import Overrides
+from gradlint import optimizers as schedule  # the LR schedule's peak
+from gradlint.overrides import Overrides
 
 MODEL = '''
 import torch

@@ -20,6 +20,7 @@ from gradlint import __version__
 from gradlint.emit.paths import repo_path, repo_root
 from gradlint.emit.summary import risk_line
 from gradlint.findings import Finding, ModelReport, Severity
+from gradlint.registry import rule_by_code
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 LEVELS = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
@@ -41,8 +42,6 @@ RISK_RULE = {
 
 
 def render(reports: Sequence[ModelReport], quiet: bool = False, baseline=None) -> str:
-    from gradlint.registry import rule_by_code
-
     root = repo_root()
     findings = [f for r in reports for f in r.findings]
     codes = sorted({f.code for f in findings})

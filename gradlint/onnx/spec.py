@@ -11,13 +11,14 @@ gradlint cannot run still gets the static rules, on the layers that did convert
 
 from __future__ import annotations
 
+from gradlint.errors import LoadError
 from gradlint.findings import Location
-from gradlint.load import DEFAULT_LR, Overrides, make_optimizer
-from gradlint.load import _BATCH as DEFAULT_BATCH
 from gradlint.locations import display_path
 from gradlint.onnx.convert import UnsupportedOpError, to_torch
 from gradlint.onnx.inputs import dynamic_dims, example_inputs, runtime_inputs
 from gradlint.onnx.load import load_onnx
+from gradlint.optimizers import DEFAULT_LR, describe_optimizer, make_optimizer
+from gradlint.overrides import DEFAULT_BATCH, Overrides
 from gradlint.spec import ModelSpec, OptimizerInfo
 
 SETUP_HINT = ("set --optimizer, --lr and --loss, or optimizer, lr, loss and gradient-clip-val in "
@@ -26,9 +27,6 @@ SETUP_HINT = ("set --optimizer, --lr and --loss, or optimizer, lr, loss and grad
 
 def load_onnx_spec(path: str, overrides: Overrides = Overrides()) -> ModelSpec:
     import torch
-
-    from gradlint.errors import LoadError
-    from gradlint.load import describe_optimizer
 
     proto = load_onnx(path)
     cannot_run = None

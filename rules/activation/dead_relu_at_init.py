@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import math
 
-from gradlint.findings import Fix, Severity, Stage
-from gradlint.rule import Rule, RuleContext
-from gradlint.rules._activations import RECTIFIERS, SignalFlow
-from gradlint.rules.activation._common import worst_sites
+from gradlint.rule import Rule, RuleContext, Fix, RECTIFIERS, Severity, Stage, worst_sites
 
 # Fraction of a ReLU layer's units (features, or channels of a feature map) that are zero
 # for every example of the batch. SageMaker Debugger's DeadRelu fails a layer above 50%
@@ -94,7 +91,7 @@ def build_model():
 ''',)
 
     def check(self, ctx: RuleContext):
-        flow = SignalFlow(ctx.trace)
+        flow = ctx.signal_flow()
         for site in worst_sites(flow, RECTIFIERS, _dead_fraction):
             fraction = _dead_fraction(site.activation)
             if fraction <= FRACTION_WARNING:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from gradlint.findings import Fix, Severity, Stage
-from gradlint.rule import Rule, RuleContext
-from gradlint.rules._activations import SATURATING, SignalFlow, init_call
-from gradlint.rules.activation._common import worst_sites
+from gradlint.rule import Rule, RuleContext, Fix, SATURATING, Severity, SignalFlow, Stage, init_call, worst_sites
 
 # Fraction of a tanh/sigmoid layer's outputs in the flat tails (|tanh| >= 0.99, sigmoid outside
 # (0.01, 0.99); the derivative there is < 2% of its peak). SageMaker Debugger's
@@ -89,7 +86,7 @@ def build_model():
 ''',)
 
     def check(self, ctx: RuleContext):
-        flow = SignalFlow(ctx.trace)
+        flow = ctx.signal_flow()
         for site in worst_sites(flow, SATURATING, _saturated_fraction):
             fraction = _saturated_fraction(site.activation)
             if fraction <= FRACTION_WARNING:

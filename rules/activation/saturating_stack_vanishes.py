@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import math
 
-from gradlint.findings import Fix, Severity, Stage
-from gradlint.rule import Rule, RuleContext
-from gradlint.rules._activations import SATURATING, SignalFlow, init_call, weight_gain
+from gradlint.rule import Rule, RuleContext, Fix, SATURATING, Severity, Stage, init_call, weight_gain
 
 # Stacks of at least this many tanh/sigmoid layers with nothing but weights between them
 # (Glorot & Bengio 2010 saw saturation and stalled learning in 4-5 hidden-layer sigmoid nets).
@@ -87,7 +85,7 @@ def build_model():
 ''',)
 
     def check(self, ctx: RuleContext):
-        for chain in SignalFlow(ctx.trace).chains():
+        for chain in ctx.signal_flow().chains():
             saturating = [name for name in chain.activation_names() if name in SATURATING]
             if len(saturating) < MIN_STACK:
                 continue

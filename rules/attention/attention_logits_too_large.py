@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from gradlint.findings import Fix, Severity, Stage
-from gradlint.rule import Rule, RuleContext
-from gradlint.rules.attention._common import MAX_LOGIT, MIN_ENTROPY, attention_scores
+from gradlint.rule import Rule, RuleContext, Fix, MAX_LOGIT, MIN_ENTROPY, Severity, Stage
 
 # Weight by how far the logits are past the mark: 0.25 at max |logit| 10, 0.6 at 40.
 WEIGHT_LOW, WEIGHT_HIGH, LOGIT_HIGH = 0.25, 0.6, 40.0
@@ -94,7 +92,7 @@ def example_inputs():
 ''',)
 
     def check(self, ctx: RuleContext):
-        for scores in attention_scores(ctx.trace):
+        for scores in ctx.attention_scores():
             if scores.missing_scale or not scores.collapsed:
                 continue  # a missing scale is GL801's finding: that is the cause to fix
             yield self.finding(

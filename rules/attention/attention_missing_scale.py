@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import math
 
-from gradlint.findings import Fix, Severity, Stage
-from gradlint.rule import Rule, RuleContext
-from gradlint.rules.attention._common import MAX_LOGIT, MIN_HEAD_DIM, attention_scores, scores_fix_code
+from gradlint.rule import Rule, RuleContext, Fix, MAX_LOGIT, MIN_HEAD_DIM, Severity, Stage, scores_fix_code
 
 # The weight grows with the logit size reached at init: 0.2 at |logit| 5 (a scaled head's
 # typical maximum), 0.6 at 25 (the unscaled d = 64 head of docs/theory.md G7).
@@ -97,7 +95,7 @@ def example_inputs():
 ''',)
 
     def check(self, ctx: RuleContext):
-        for scores in attention_scores(ctx.trace):
+        for scores in ctx.attention_scores():
             if not scores.missing_scale:
                 continue
             d = scores.head_dim

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import math
 
-from gradlint.findings import Fix, Severity, Stage
-from gradlint.rule import Rule, RuleContext
-from gradlint.rules.depth._common import is_norm, is_weighted, longest_run
+from gradlint.rule import Rule, RuleContext, Fix, Severity, Stage, is_norm, is_weighted, longest_run
 
 # Weighted layers in a row with neither normalization nor a skip connection. Ours, to calibrate:
 # Simonyan & Zisserman (VGG, arXiv:1409.1556) could train only their 11-layer plain net from a

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from gradlint.findings import Fix, Severity, Stage
-from gradlint.rule import Rule, RuleContext
-from gradlint.rules.depth._common import depth_profile
+from gradlint.rule import Rule, RuleContext, Fix, Severity, Stage
 
 # Weighted layers that every input-to-output path crosses (no skip connection bypasses them),
 # in a network that has skip connections. The same depth as GL101's plain stack (ours, to
@@ -107,7 +105,7 @@ def build_model():
     def check(self, ctx: RuleContext):
         if not ctx.trace.residual_adds:
             return  # a plain network: GL101 speaks about it
-        profile = depth_profile(ctx.trace)
+        profile = ctx.depth_profile()
         on_every_path = profile.skip_free
         if len(on_every_path) < MIN_SKIP_FREE_DEPTH:
             return

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 
-from gradlint.findings import Fix, Severity, Stage
-from gradlint.rule import Rule, RuleContext
-from gradlint.rules.depth._common import ResidualChain, branch_nodes, branch_tail, is_norm, residual_chains
+from gradlint.rule import (
+    Rule, RuleContext, Fix, ResidualChain, Severity, Stage, branch_nodes, branch_tail, is_norm,
+)
 
 # Growth of the residual stream's mean square from the first block's input to the last
 # block's output, Var(x_L)/Var(x_0) = prod_l (1 + alpha^2 g_l): docs/theory.md B1 flags > 1e2;
@@ -116,7 +116,7 @@ def build_model():
 ''',)
 
     def check(self, ctx: RuleContext):
-        for chain in residual_chains(ctx.trace):
+        for chain in ctx.residual_chains():
             if any(is_norm(node) for add in chain.adds for node in branch_nodes(ctx.trace, add)):
                 continue  # normalized branches add bounded variance: the stream grows linearly, not exponentially
             growth = _mean_square_growth(chain)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import math
 
-from gradlint.findings import Fix, Severity, Stage
-from gradlint.rule import Rule, RuleContext
-from gradlint.rules.depth._common import is_norm, is_weighted, longest_run
+from gradlint.rule import Rule, RuleContext, Fix, Severity, Stage, is_norm, is_weighted, longest_run
 
 # beta = sum over hidden layers of 1/width. docs/theory.md A2: heuristic thresholds (ours, to
 # calibrate) on Hanin & Rolnick's depth-to-width ratio: beta > 0.5 warns.

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import math
 
-from gradlint.findings import Fix, Severity, Stage
-from gradlint.rule import Rule, RuleContext
-from gradlint.rules._activations import SATURATING, SignalFlow, init_call, label
+from gradlint.rule import Rule, RuleContext, Fix, SATURATING, Severity, Stage, init_call, label
 
 # End-to-end backward gain G = prod chi_1 over a chain (mean square of the gradient, last
 # layer -> first). docs/theory.md A1: flag G outside [1e-2, 1e2] (warning), [1e-4, 1e4] (error).
@@ -110,7 +108,7 @@ def build_model():
 ''')
 
     def check(self, ctx: RuleContext):
-        for chain in SignalFlow(ctx.trace).chains():
+        for chain in ctx.signal_flow().chains():
             if not chain.inner_links:
                 continue
             gain = chain.gain()

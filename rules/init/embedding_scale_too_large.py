@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import math
 
-from gradlint.findings import Fix, Severity, Stage
-from gradlint.rule import Rule, RuleContext
-from gradlint.rules._activations import SignalFlow, is_normalization
+from gradlint.rule import Rule, RuleContext, Fix, Severity, SignalFlow, Stage, is_normalization
 
 # RMS of the embedding vectors as the next layer reads them (after any constant scaling such
 # as `* sqrt(d_model)`). nn.Embedding's default N(0, 1) gives 1; T-Fixup (Huang et al. 2020)
@@ -131,7 +129,7 @@ def example_inputs():
 ''')
 
     def check(self, ctx: RuleContext):
-        flow = SignalFlow(ctx.trace)
+        flow = ctx.signal_flow()
         for layer in ctx.trace.layers:
             if layer.name not in EMBEDDINGS or layer.stats is None or not layer.stats.finite:
                 continue  # a lookup that returns NaN/Inf reads a table holding them: GL501 reports it

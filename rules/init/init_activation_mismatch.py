@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from gradlint.findings import Fix, Severity, Stage
-from gradlint.rule import Rule, RuleContext
-from gradlint.rules._activations import (
-    SATURATING, SignalFlow, critical_gain_squared, init_call, mean_squared_slope, weight_gain,
+from gradlint.rule import (
+    Rule, RuleContext, Fix, SATURATING, Severity, Stage, critical_gain_squared, init_call, mean_squared_slope,
+    weight_gain,
 )
 
 # A weight is recognized as an init scheme when its E[W**2] is within this relative distance
@@ -145,7 +144,7 @@ def build_model():
 ''')
 
     def check(self, ctx: RuleContext):
-        for chain in SignalFlow(ctx.trace).chains():
+        for chain in ctx.signal_flow().chains():
             if len(chain.layers) < MIN_CHAIN:
                 continue
             mismatched: dict = {}  # construction line -> (link, scheme, count)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from gradlint.findings import Fix, Severity, Stage
-from gradlint.rule import Rule, RuleContext
-from gradlint.rules._activations import (
-    SignalFlow, critical_gain_squared, init_call, is_normalization, is_weighted, mean_squared_slope, weight_gain,
+from gradlint.rule import (
+    Rule, RuleContext, Fix, Severity, Stage, critical_gain_squared, init_call, is_fan_in_scaled, is_normalization,
+    mean_squared_slope, weight_gain,
 )
 
 # Var(W)*fan_in above this many times the critical value: every such layer multiplies the
@@ -105,9 +104,9 @@ def build_model():
 ''')
 
     def check(self, ctx: RuleContext):
-        flow = SignalFlow(ctx.trace)
+        flow = ctx.signal_flow()
         for layer in ctx.trace.layers:
-            if not is_weighted(layer):
+            if not is_fan_in_scaled(layer):
                 continue
             link = flow.link(layer)
             if link.end is not None and is_normalization(link.end.name):

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import math
 
-from gradlint.findings import Fix, Severity, Stage
-from gradlint.rule import Rule, RuleContext
-from gradlint.rules._activations import SignalFlow, is_weighted, label
+from gradlint.rule import Rule, RuleContext, Fix, Severity, SignalFlow, Stage, is_fan_in_scaled, label
 
 # RMS of the model's output at init when a Linear/conv layer produces it. A classifier should
 # start near the uniform softmax (initial cross-entropy ln C, "verify loss @ init"); logits of
@@ -96,11 +94,11 @@ def build_model():
 ''',)
 
     def check(self, ctx: RuleContext):
-        flow = SignalFlow(ctx.trace)
+        flow = ctx.signal_flow()
         output = flow.output_node()
         if output is None:
             return
-        head = output if is_weighted(output) else flow.feeding_layer(output)
+        head = output if is_fan_in_scaled(output) else flow.feeding_layer(output)
         if head is None or head.stats is None or head.stats.rms <= RMS_WARNING:
             return
         rms = head.stats.rms

@@ -6,11 +6,9 @@ import ast
 import math
 from typing import Any
 
-from gradlint.findings import Fix, Location, Severity, Stage
-from gradlint.locations import display_path
-from gradlint.rule import Rule, RuleContext
-from gradlint.rules.numerics._common import parsed_source, replace_in_line
-from gradlint.trace import TRANSPARENT
+from gradlint.rule import (
+    Rule, RuleContext, Fix, Location, Severity, Stage, TRANSPARENT, display_path, parsed_source, replace_in_line,
+)
 
 # Standardized targets have RMS ~1, the scale a freshly initialized output starts at. A squared
 # error grows with the square of the gap between the two and its gradient with the gap itself:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from gradlint.findings import Fix, Severity, Stage
-from gradlint.rule import Rule, RuleContext
-from gradlint.rules._activations import SignalFlow, init_call, is_weighted
+from gradlint.rule import Rule, RuleContext, Fix, Severity, Stage, init_call, is_fan_in_scaled
 
 
 class SymmetricWeightInit(Rule):
@@ -102,9 +100,9 @@ def build_model():
 ''',)
 
     def check(self, ctx: RuleContext):
-        flow = SignalFlow(ctx.trace)
+        flow = ctx.signal_flow()
         for layer in ctx.trace.layers:
-            if not is_weighted(layer) or not _units_identical(layer.module):
+            if not is_fan_in_scaled(layer) or not _units_identical(layer.module):
                 continue
             # Through norms too: BatchNorm keeps identical channels identical.
             link = flow.link(layer, through_norms=True)

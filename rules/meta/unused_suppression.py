@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from gradlint.findings import Severity, Stage
-from gradlint.rule import Rule, RuleContext
+from gradlint.rule import Rule, RuleContext, Severity, Stage
 
 
 class UnusedSuppression(Rule):

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import math
 
-from gradlint.findings import Fix, Severity, Stage
-from gradlint.rule import Rule, RuleContext
+from gradlint.rule import Rule, RuleContext, Fix, Severity, Stage
 
 # GroupNorm's default group count (Wu & He 2018): 32 groups, or a divisor of the channel count.
 GROUPS = 32

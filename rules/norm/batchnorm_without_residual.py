@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import math
 
-from gradlint.findings import Fix, Severity, Stage
-from gradlint.rule import Rule, RuleContext
-from gradlint.rules.depth._common import is_batch_norm, longest_run
+from gradlint.rule import Rule, RuleContext, Fix, Severity, Stage, is_batch_norm, longest_run
 
 # Growth of the gradient's mean square from the last to the first BatchNorm of a stack with no
 # skip connection: the signal-propagation bounds of docs/theory.md A1 (1e2 warn, 1e4 error), which

@@ -5,12 +5,10 @@ from __future__ import annotations
 import math
 from collections import Counter
 
-from gradlint.findings import Fix, Severity, Stage
-from gradlint.load import DEFAULT_LR  # no optimizer information: gradlint's default, AdamW
-from gradlint.rule import Rule, RuleContext
-from gradlint.rules.depth._common import forward_reaches, is_layer_norm, sited_path, skip_and_branch, stream_source
-from gradlint.rules.norm._common import encoder_call, enclosing
-from gradlint.trace import TRANSPARENT
+from gradlint.rule import (
+    Rule, RuleContext, DEFAULT_LR, Fix, Severity, Stage, TRANSPARENT, enclosing, encoder_call, forward_reaches,
+    is_layer_norm, sited_path, skip_and_branch, stream_source,
+)
 
 # Post-LN stacks from this many blocks: Liu et al. 2020 (arXiv:2004.08249) train 6-layer
 # Post-LN Transformers on WMT14 but see 12- and 18-layer ones diverge; docs/theory.md G5

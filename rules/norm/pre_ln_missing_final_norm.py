@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import math
 
-from gradlint.findings import Fix, Severity, Stage
-from gradlint.rule import Rule, RuleContext
-from gradlint.rules.depth._common import (
-    ResidualChain, branch_nodes, forward_reaches, is_layer_norm, is_norm, is_weighted, residual_chains, sited_path,
-    skip_and_branch, stream_source,
+from gradlint.rule import (
+    Rule, RuleContext, Fix, ResidualChain, Severity, Stage, branch_nodes, enclosing, encoder_call, forward_reaches,
+    is_layer_norm, is_norm, is_weighted, residual_chains, sited_path, skip_and_branch, stream_source,
 )
-from gradlint.rules.norm._common import encoder_call, enclosing
 
 # Pre-LN sublayers (residual adds whose branch starts with a LayerNorm of the stream) from
 # which the stack counts: two Transformer layers (attention + MLP each). Below that the stream

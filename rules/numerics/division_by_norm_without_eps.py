@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import ast
 
-from gradlint.findings import Fix, Severity, Stage
-from gradlint.rule import Rule, RuleContext
-from gradlint.rules.numerics._common import (
-    EPS_GUARDS, call_argument, call_name, depends_on_data, expression_at, replace_in_line, segment, upstream,
+from gradlint.rule import (
+    Rule, RuleContext, EPS_GUARDS, Fix, MODEL_INPUT, Severity, Stage, call_argument, call_name, depends_on_data,
+    expression_at, replace_in_line, segment, upstream,
 )
 
 DIVISIONS = {"div", "div_", "true_divide", "__truediv__", "__itruediv__"}  # the divisor is the second input
@@ -150,8 +149,6 @@ def _zero_row_chance(ctx: RuleContext, norm) -> tuple[float, str]:
 def _zero_fraction(ctx: RuleContext, norm) -> float | None:
     """Zero fraction of the norm's input: a traced node's, or the model input's own."""
     import torch
-
-    from gradlint.trace import MODEL_INPUT
 
     producer = norm.producers[0] if norm.producers else None
     if producer is not None and producer >= 0:

@@ -5,11 +5,9 @@ from __future__ import annotations
 import ast
 import math
 
-from gradlint.findings import Fix, Severity, Stage
-from gradlint.rule import Rule, RuleContext
-from gradlint.rules.numerics._common import (
-    BOUNDING, NEGATIONS, NONNEGATIVE, call_argument, call_name, expression_at, finite_absmax, replace_in_line,
-    segment, upstream,
+from gradlint.rule import (
+    Rule, RuleContext, BOUNDING, Fix, NEGATIONS, NONNEGATIVE, Severity, Stage, call_argument, call_name,
+    expression_at, finite_absmax, replace_in_line, segment, upstream,
 )
 
 EXPS = {"exp", "exp_", "exp2"}

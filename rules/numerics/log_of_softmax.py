@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import ast
 
-from gradlint.findings import Fix, Severity, Stage
-from gradlint.rule import Rule, RuleContext
-from gradlint.rules.numerics._common import (
-    EPS_GUARDS, PASS_THROUGH, SOFTMAXES, call_argument, call_name, expression_at, finite_absmax, input_node,
-    replace_in_line, segment, upstream,
+from gradlint.rule import (
+    Rule, RuleContext, EPS_GUARDS, Fix, PASS_THROUGH, SOFTMAXES, Severity, Stage, call_argument, call_name,
+    expression_at, finite_absmax, input_node, replace_in_line, segment, upstream,
 )
 
 LOGS = {"log", "log_", "log2", "log10"}

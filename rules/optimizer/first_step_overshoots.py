@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import math
 
-from gradlint.findings import Fix, Severity, Stage
-from gradlint.rule import Rule, RuleContext
-from gradlint.rules.optimizer._common import (
-    assumed_optimizer, clipping_note, first_step_of, format_lr, lr_name, optimizer_site, warmup_hint,
+from gradlint.rule import (
+    Rule, RuleContext, Fix, Severity, Stage, assumed_optimizer, clipping_note, format_lr, lookahead, lr_name,
+    warmup_hint,
 )
 
 # The measured quantity is rho = (loss before - loss after) / (-g . update): the share of the
@@ -108,7 +107,7 @@ def configure_optimizers(model):
         if ctx.lean:  # the loss after the step needs the shifted parameters: one more copy
             ctx.lean_skip("GL603 line search")
             return
-        step = first_step_of(ctx)
+        step = ctx.first_step()
         if step is None or not (math.isfinite(step.descent) and step.descent > 0):
             return  # no descent step to measure; a non-finite gradient is GL501's
         halvings = THOROUGH_HALVINGS if ctx.thorough else HALVINGS
@@ -119,7 +118,7 @@ def configure_optimizers(model):
         if rho >= RHO_WARNING:
             return
         q = 2 * (1 - rho)
-        site = optimizer_site(ctx)
+        site = ctx.optimizer_site()
         if math.isfinite(loss_after):
             measured = (f"{loss_after:.4g}, realizing {rho:.0%} of the {step.descent:.3g} decrease its gradient "
                         f"predicts: along the update lr x curvature = {q:.3g} (stable below 2, diverging above ~4)")
@@ -141,20 +140,15 @@ def _line_search(ctx: RuleContext, step, halvings: int) -> tuple[float, float | 
     """The loss after the configured step, and the largest lr multiplier 2^-k (k <= halvings)
     whose step realizes RHO_GOOD of its predicted decrease (None if none does). The first step
     is linear in lr, so scaling the update is exactly a smaller lr."""
-    from gradlint.curvature import lookahead, loss_surface
-
-    with loss_surface(ctx.spec, ctx.device, ctx.seed) as surface:
-        try:
-            loss_after = lookahead(surface, step, 1.0)
-            if _realized(step, loss_after, 1.0) >= RHO_WARNING:
-                return loss_after, 1.0
-            for k in range(1, halvings + 1):
-                scale = 0.5 ** k
-                if _realized(step, lookahead(surface, step, scale), scale) >= RHO_GOOD:
-                    return loss_after, scale
-            return loss_after, None
-        finally:
-            ctx.count_passes(**surface.passes)
+    with ctx.loss_surface() as surface:
+        loss_after = lookahead(surface, step, 1.0)
+        if _realized(step, loss_after, 1.0) >= RHO_WARNING:
+            return loss_after, 1.0
+        for k in range(1, halvings + 1):
+            scale = 0.5 ** k
+            if _realized(step, lookahead(surface, step, scale), scale) >= RHO_GOOD:
+                return loss_after, scale
+        return loss_after, None
 
 
 def _realized(step, loss_after: float, scale: float) -> float:

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import math
 
-from gradlint.findings import Fix, Severity, Stage
-from gradlint.rule import Rule, RuleContext
-from gradlint.rules.optimizer._common import (
-    assumed_optimizer, clipping_note, first_step_of, first_update_ratios, format_lr, lr_name, optimizer_site,
-    warmup_hint,
+from gradlint.rule import (
+    Rule, RuleContext, Fix, Severity, Stage, assumed_optimizer, clipping_note, first_update_ratios, format_lr,
+    lr_name, warmup_hint,
 )
 
 # ||update|| / ||W|| of the first optimizer step. cs231n's rule of thumb is ~1e-3 per step;
@@ -113,7 +111,7 @@ def configure_optimizers(model):
     def check(self, ctx: RuleContext):
         if ctx.spec.optimizer is not None and ctx.spec.optimizer.checked_lr <= 0:
             return  # lr 0 takes no step: nothing moves, so there is no update to measure
-        step = first_step_of(ctx)
+        step = ctx.first_step()
         if step is None:
             return
         ratios = first_update_ratios(step)
@@ -130,7 +128,7 @@ def configure_optimizers(model):
                   if len(large) > 1 else "")
         # The first step of SGD, momentum and Adam(W) is linear in lr: this lr puts the worst ratio at the threshold.
         safe_lr = optimizer.checked_lr * threshold / worst.ratio
-        site = optimizer_site(ctx)
+        site = ctx.optimizer_site()
         yield self.finding(
             ctx,
             f"the first {optimizer.describe()} step changes {worst.name} by {worst.ratio:.3g}x its norm "

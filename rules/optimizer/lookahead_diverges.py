@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
-from dataclasses import dataclass
 
-from gradlint.batches import bootstrap_index, shared_rows, take_rows
-from gradlint.findings import Fix, Severity, Stage
-from gradlint.rule import Rule, RuleContext
-from gradlint.rules.optimizer._common import assumed_optimizer, format_lr, lr_name, optimizer_site, warmup_hint
+from gradlint.rule import (
+    Rule, RuleContext, Fix, LookaheadRun, Severity, Stage, assumed_optimizer, format_lr, lr_name, shared_rows,
+    warmup_hint,
+)
 
 # A few real optimizer steps on a copy of the model, twice: on the example batch repeated, and on
 # batches drawn from its rows with replacement (gradlint.batches), seeded. Either loss should fall
@@ -35,7 +33,6 @@ RESAMPLED_FEATURE_WINDOWS = {"resampled_growth_60": 60}
 # fewer steps, never fewer than the first feature window; a 27M-parameter Transformer on 8 x 64
 # tokens (71 GFLOP a step) took 65 s for 60 steps here, 15x its baseline. --thorough runs every step.
 FLOP_BUDGET = 80e9
-MIN_STEPS = 5
 # 1000x the first loss is past the corpus's divergence marks (10x the loss, 1000x the gradient
 # norm); more decades carry no more information, only leverage over the calibration (uncapped, a
 # few Hugging Face models that explode on the repeated batch but train on fresh ones drove its
@@ -136,13 +133,13 @@ def configure_optimizers(model):
         budget = None if ctx.thorough else FLOP_BUDGET
         repeated_steps, resampled_steps = (THOROUGH_STEPS,) * 2 if ctx.thorough else (REPEATED_STEPS, RESAMPLED_STEPS)
         rows = _resampled_rows(ctx)
-        repeated = _lookahead(ctx, repeated_steps if rows else resampled_steps, budget)
+        repeated = ctx.lookahead(repeated_steps if rows else resampled_steps, budget)
         if not repeated.losses:
             return
         if rows:
             # The same model on batches of the same shape: the first run's count holds (counting
             # costs about 5 steps of a small Transformer).
-            resampled = _lookahead(ctx, resampled_steps, budget, rows=rows, counted=repeated.flops_per_step)
+            resampled = ctx.lookahead(resampled_steps, budget, rows=rows, counted=repeated.flops_per_step)
         else:  # one run on the repeated batch, as long as the resampled one would have been
             resampled = repeated
         runs = (repeated,) if resampled is repeated else (repeated, resampled)
@@ -176,7 +173,7 @@ def configure_optimizers(model):
             what = (f"{len(losses)} {described} steps on {run.batches} raise the loss to {loss_growth:.3g}x "
                     f"its first value (gradient norm {grad_growth:.3g}x) instead of lowering it")
         error = not finite or loss_growth >= LOSS_GROWTH_ERROR or grad_growth >= GRAD_GROWTH_ERROR
-        site = optimizer_site(ctx)
+        site = ctx.optimizer_site()
         safe_lr = ctx.spec.optimizer.checked_lr / 10
         return self.finding(
             ctx, what + clipping_note_text(ctx) + assumed_optimizer(ctx), location=site.location,
@@ -223,83 +220,3 @@ def growth_decades(losses: list[float], grads: list[float]) -> float:
 def clipping_note_text(ctx: RuleContext) -> str:
     clip = ctx.spec.gradient_clip_val
     return f" (with gradients clipped at {clip:g})" if clip else ""
-
-
-def affordable_steps(steps: int, flops_per_step: float, budget: float) -> int:
-    """How many of `steps` lookahead steps fit in `budget` FLOPs, at least MIN_STEPS."""
-    if flops_per_step <= 0:  # nothing the counter knows (e.g. an RNN's fused kernels): no reason to cut
-        return steps
-    return min(steps, max(MIN_STEPS, int(budget // flops_per_step)))
-
-
-RESAMPLED = "rows resampled from the example batch"
-REPEATED = "the example batch"
-
-
-@dataclass(frozen=True)
-class LookaheadRun:
-    losses: list[float]  # per step; the run stops at the first non-finite loss or gradient norm
-    grads: list[float]  # global gradient norms before clipping
-    planned_steps: int  # asked_steps, or fewer where the FLOP budget cut them
-    asked_steps: int  # the steps asked for
-    flops_per_step: float = 0.0  # one step's forward and backward; 0 when not counted
-    batches: str = REPEATED  # what the steps trained on, as the finding's message says it
-
-
-def _lookahead(ctx: RuleContext, steps: int, flop_budget: float | None, rows: int | None = None,
-               counted: float | None = None) -> LookaheadRun:
-    """`steps` optimizer steps on a copy of the model, on the example batch or (given its `rows`) on
-    its rows drawn with replacement at every step. With a budget, the first step's FLOPs are counted
-    (unless `counted` gives them) and the steps cut to what the budget affords (affordable_steps)."""
-    import copy
-
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from gradlint.curvature import at_checked_lr
-    from gradlint.load import fresh_optimizer
-    from gradlint.losses import training_loss
-    from gradlint.probe import on_device
-
-    spec = ctx.spec
-    model = copy.deepcopy(spec.model).to(ctx.device)
-    model.train()
-    try:
-        optimizer = at_checked_lr(fresh_optimizer(spec.optimizer_object, model.parameters()), spec.optimizer)
-    except Exception:  # an optimizer that cannot be rebuilt from its hyper-parameters
-        return LookaheadRun([], [], 0, steps)
-    inputs = tuple(t.to(ctx.device) if isinstance(t, torch.Tensor) else t for t in spec.inputs)
-    kwargs = on_device(spec.input_kwargs, ctx.device)
-    targets = spec.targets.to(ctx.device) if isinstance(spec.targets, torch.Tensor) else spec.targets
-    rows_drawn = torch.Generator().manual_seed(ctx.seed)
-    torch.manual_seed(ctx.seed)
-    losses, grads, flops, asked = [], [], counted or 0.0, steps
-    if flop_budget is not None and counted:
-        steps = affordable_steps(steps, counted, flop_budget)
-    while len(losses) < steps:
-        if rows is None:
-            batch_inputs, batch_kwargs, batch_targets = inputs, kwargs, targets
-        else:
-            index = bootstrap_index(rows, rows_drawn)
-            batch_inputs, batch_targets = take_rows(inputs, index, rows), take_rows(targets, index, rows)
-            batch_kwargs = take_rows(kwargs, index, rows)
-        counting = flop_budget is not None and not counted and not losses
-        with FlopCounterMode(display=False) if counting else contextlib.nullcontext() as counter:
-            loss, _ = training_loss(model(*batch_inputs, **batch_kwargs), batch_targets, spec.loss_fn, ctx.seed,
-                                    kind=spec.loss, inputs=batch_inputs)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-        if counting:
-            flops = float(counter.get_total_flops())
-            steps = affordable_steps(steps, flops, flop_budget)
-        ctx.count_passes(forward=1, backward=1)
-        if spec.gradient_clip_val:
-            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), spec.gradient_clip_val)
-        else:  # the same norm, without clip_grad_norm_'s multiply of every gradient by 1
-            norm = torch.nn.utils.get_total_norm([p.grad for p in model.parameters() if p.grad is not None])
-        losses.append(float(loss.detach()))
-        grads.append(float(norm))
-        if not (math.isfinite(losses[-1]) and math.isfinite(grads[-1])):
-            break
-        optimizer.step()
-    return LookaheadRun(losses, grads, steps, asked, flops, REPEATED if rows is None else RESAMPLED)

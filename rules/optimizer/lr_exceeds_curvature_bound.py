@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import math
 
-from gradlint.findings import Fix, Severity, Stage
-from gradlint.rule import Rule, RuleContext
-from gradlint.rules.optimizer._common import (
-    assumed_optimizer, first_step_of, format_lr, is_piecewise_linear, lr_name, optimizer_site,
+from gradlint.rule import (
+    Rule, RuleContext, Fix, Severity, Stage, assumed_optimizer, format_lr, is_piecewise_linear, lr_name,
 )
 
 # Optimizers whose stability on a quadratic is lr * lambda_max against a fixed bound.
@@ -35,7 +33,7 @@ class LrExceedsCurvatureBound(Rule):
     stability bound: lr * lambda > 2, or 2 + 2*momentum with heavy-ball momentum, or
     (2 + 2*momentum) / (1 + 2*momentum) with Nesterov. With `gradient_clip_val` set, it stays
     quiet when clipping bounds the loss jump lambda/2 * (lr * clip)^2 below the initial loss.
-    Under an LR schedule it checks the schedule's peak lr (gradlint.schedule). Models over
+    Under an LR schedule it checks the schedule's peak lr (gradlint.optimizers). Models over
     256 MB of parameters skip it unless `--thorough` (Lanczos holds a copy per iteration).
 
     ## Why is this bad?
@@ -104,7 +102,7 @@ def configure_optimizers(model):
         if ctx.lean:  # Lanczos holds one copy of the parameters per iteration
             ctx.lean_skip("GL602 curvature")
             return
-        step = first_step_of(ctx)
+        step = ctx.first_step()
         if step is None:
             return
         eigenvalue = _top_eigenvalue(ctx, step.gradient)
@@ -121,7 +119,7 @@ def configure_optimizers(model):
         if ratio <= 1.0 or jump <= step.loss:
             return  # stable, or clipping keeps every loss jump below the loss itself
         safe_lr = bound / eigenvalue / 2
-        site = optimizer_site(ctx)
+        site = ctx.optimizer_site()
         clip_note = f"; gradient_clip_val={clip:g} lets the loss jump by up to {jump:.3g}" if clip else ""
         yield self.finding(
             ctx,
@@ -174,15 +172,9 @@ def _variant(optimizer) -> str:
 
 
 def _top_eigenvalue(ctx: RuleContext, gradient) -> float:
-    from gradlint.curvature import loss_surface, top_eigenvalue
-
-    iterations = THOROUGH_ITERATIONS if ctx.thorough else ITERATIONS
-    restarts = THOROUGH_RESTARTS if ctx.thorough else 0
-    with loss_surface(ctx.spec, ctx.device, ctx.seed) as surface:
-        try:
-            return top_eigenvalue(surface, iterations, start=gradient, restarts=restarts).value
-        finally:
-            ctx.count_passes(**surface.passes)
+    if ctx.thorough:
+        return ctx.top_eigenvalue(THOROUGH_ITERATIONS, restarts=THOROUGH_RESTARTS, start=gradient)
+    return ctx.top_eigenvalue(ITERATIONS, start=gradient)
 
 
 def _weight(ratio: float, strong: float) -> float:

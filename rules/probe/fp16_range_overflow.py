@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gradlint.findings import Fix, Severity, Stage
-from gradlint.rule import Rule, RuleContext
-from gradlint.rules.probe._common import Observed, observed, sci
+from gradlint.rule import Rule, RuleContext, Fix, Observed, Severity, Stage, sci
 
 # IEEE-754 half precision: largest finite value (docs/theory.md, E1).
 FP16_MAX = 65504.0
@@ -104,7 +102,7 @@ def build_model():
 ''',)
 
     def check(self, ctx: RuleContext):
-        obs = observed(ctx)
+        obs = ctx.observed()
         limit = FP16_MAX / FP16_MARGIN
         large = [(node, value, kind) for node, value, kind in _magnitudes(obs) if value > limit]
         if not large:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 
-from gradlint.findings import Severity, Stage
-from gradlint.rule import Rule, RuleContext
-from gradlint.rules.probe._common import backward_profile, depth_fix, observed, relative_sensitivities, sci
+from gradlint.rule import (
+    Rule, RuleContext, Severity, Stage, backward_profile, depth_fix, relative_sensitivities, sci,
+)
 
 # log10 GSC(first, last) > 2 warning, > 4 error: docs/theory.md A4 (gradlint's own thresholds,
 # to calibrate); the same decades as the end-to-end gain thresholds of docs/theory.md A1.
@@ -109,7 +109,7 @@ def example_inputs():
 ''',)
 
     def check(self, ctx: RuleContext):
-        obs = observed(ctx)
+        obs = ctx.observed()
         # A layer whose output is exactly 0 on the batch (the zero-initialized last layer of a
         # Fixup or SkipInit branch, bias included) has no relative change for the loss to respond
         # to: its GSC is undefined, and as the last layer it would leave nothing to divide by.

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import math
 
-from gradlint.findings import Severity, Stage
-from gradlint.rule import Rule, RuleContext
-from gradlint.rules.probe._common import backward_profile, depth_fix, growth, observed, sci
+from gradlint.rule import Rule, RuleContext, Severity, Stage, backward_profile, depth_fix, growth, sci
 
 # ||delta_first|| / ||delta_last|| below this: the error decade of docs/theory.md A1 (chi_hat^L
 # outside [1e-4, 1e4]); AUTOTRAINER's vanish ratio is 1e-3 on weight gradients (its
@@ -94,7 +92,7 @@ def build_model():
 ''',)
 
     def check(self, ctx: RuleContext):
-        obs = observed(ctx)
+        obs = ctx.observed()
         trend = growth(backward_profile(obs))
         if trend is None or trend.gain >= GAIN_VANISHING:
             return

@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from gradlint.findings import Fix, Location, Severity, Stage
-from gradlint.rule import Rule, RuleContext
-from gradlint.rules._activations import init_call, label
-from gradlint.rules.probe._common import Observed, has_weight_matrix, observed, sci
+from gradlint.rule import (
+    Rule, RuleContext, Fix, Location, Observed, Severity, Stage, display_path, has_weight_matrix, init_call,
+    is_library_file, label, sci,
+)
 
 # A non-finite loss or gradient at the first step ends training: the first optimizer step writes
 # NaN into the weights (smdebug's ExplodingTensor, torch-audit's TA100; docs/theory.md, T2).
@@ -147,7 +147,7 @@ def build_model():
         probe = ctx.probe
         if probe.loss_finite and probe.grads_finite:
             return  # non-finite values that never reach the loss or a gradient (-inf masks) are by design
-        obs = observed(ctx)
+        obs = ctx.observed()
         summary = _summary(ctx)
         if not _inputs_finite(ctx.spec.inputs):
             yield self.finding(ctx, f"the example input contains NaN or Inf; {summary}",
@@ -313,8 +313,6 @@ def _first_nonfinite(obs: Observed, node: Any) -> str:
 
 
 def _loss_location(ctx: RuleContext) -> Location | None:
-    from gradlint.locations import display_path, is_library_file
-
     code = getattr(ctx.spec.loss_fn, "__code__", None)
     if code is None or is_library_file(code.co_filename):
         return None

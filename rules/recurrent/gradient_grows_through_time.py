@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import math
 
-from gradlint.findings import Fix, Severity, Stage
-from gradlint.rule import Rule, RuleContext
-from gradlint.rules.recurrent._common import clipping_mitigates, gradient_through_time
+from gradlint.rule import Rule, RuleContext, Fix, Severity, Stage, clipping_mitigates
 
 # ||dloss/dx_1|| / ||dloss/dx_T||: the end-to-end gain of backpropagation through time, judged
 # like a deep stack's gain (docs/theory.md, A1): outside [1e-2, 1e2] warns, outside [1e-4, 1e4] is an
@@ -104,7 +102,7 @@ def example_inputs():
 ''',)
 
     def check(self, ctx: RuleContext):
-        for path, profile in gradient_through_time(ctx).items():
+        for path, profile in ctx.gradient_through_time().items():
             growth = profile.growth
             if len(profile.norms) < 2 or not growth >= GROWTH_WARNING:  # NaN: the loss ignores the last step
                 continue

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import math
 
-from gradlint.findings import Fix, Severity, Stage
-from gradlint.rule import Rule, RuleContext
-from gradlint.rules.recurrent._common import clipping_mitigates, gate_radii, recurrent_layers
+from gradlint.rule import Rule, RuleContext, Fix, Severity, Stage, clipping_mitigates, gate_radii, recurrent_layers
 
 # rho * gamma above 1 is necessary for exploding gradients through time (Pascanu et al. 2013,
 # docs/theory.md D4). It is not sufficient (saturation can tame it), so the weight stays moderate

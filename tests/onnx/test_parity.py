@@ -32,7 +32,9 @@ import torch
 from gradlint import engine, risk
 from gradlint.discover import Target
 from gradlint.engine import Settings, lint_spec
-from gradlint.load import Overrides, load_target, make_optimizer, describe_optimizer
+from gradlint.load import load_target
+from gradlint.overrides import Overrides
+from gradlint.optimizers import describe_optimizer, make_optimizer
 from gradlint.onnx import load_onnx_spec
 from gradlint.registry import all_rules
 

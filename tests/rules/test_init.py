@@ -9,7 +9,7 @@ import re
 import pytest
 
 from gradlint.findings import Severity
-from gradlint.rules._activations import mean_squared_slope
+from gradlint.measure.signal import mean_squared_slope
 from tests.rules._standard_models import ALL as STANDARD_MODELS
 
 # Healthy models beyond the shared set that init rules could plausibly misread: default-init

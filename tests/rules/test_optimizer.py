@@ -1,4 +1,4 @@
-"""Optimizer rules (GL6xx) and gradlint.curvature: measured numbers, bounds, clipping, the model
+"""Optimizer rules (GL6xx) and the optimizer measurements (gradlint.measure): measured numbers, bounds, clipping, the model
 and optimizer left as found, fixes that hold up, and quiet standard training setups."""
 
 from __future__ import annotations
@@ -147,7 +147,8 @@ def test_stability_bounds():
 
 
 def _top_eigenvalue(tmp_path, source: str) -> float:
-    from gradlint.curvature import loss_surface, top_eigenvalue
+    from gradlint.measure.hessian import top_eigenvalue
+    from gradlint.measure.surface import loss_surface
     from gradlint.discover import Target
     from gradlint.load import load_target
 
@@ -302,7 +303,7 @@ def configure_optimizers(model):
 def test_lookahead_sees_a_divergence_after_step_five_and_thorough_keeps_the_features(tmp_path):
     from gradlint.discover import Target
     from gradlint.engine import Settings, lint_target
-    from gradlint.load import Overrides
+    from gradlint.overrides import Overrides
     from gradlint.registry import rule_by_code
 
     path = tmp_path / "slow.py"
@@ -321,7 +322,7 @@ def test_lookahead_sees_a_divergence_after_step_five_and_thorough_keeps_the_feat
 
 
 def test_lookahead_steps_fit_the_flop_budget():
-    from gradlint.rules.optimizer.lookahead_diverges import MIN_STEPS, affordable_steps
+    from gradlint.measure.lookahead import MIN_STEPS, affordable_steps
 
     assert affordable_steps(60, 1e9, 80e9) == 60
     assert affordable_steps(60, 2e9, 80e9) == 40
@@ -332,7 +333,7 @@ def test_lookahead_steps_fit_the_flop_budget():
 def test_a_model_over_the_flop_budget_runs_fewer_steps_and_says_so(tmp_path, monkeypatch):
     from gradlint.discover import Target
     from gradlint.engine import Settings, lint_target
-    from gradlint.load import Overrides
+    from gradlint.overrides import Overrides
     from gradlint.registry import rule_by_code
     from gradlint.rules.optimizer import lookahead_diverges
 
@@ -452,7 +453,7 @@ def test_healthy_setups_have_no_optimizer_findings(lint, name):
 def test_finite_difference_hvp_matches_double_backward(tmp_path):
     import torch
 
-    from gradlint.curvature import loss_surface
+    from gradlint.measure.surface import loss_surface
     from gradlint.discover import Target
     from gradlint.load import load_target
 

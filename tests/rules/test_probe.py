@@ -9,7 +9,7 @@ import types
 import pytest
 
 from gradlint.findings import Severity
-from gradlint.rules.probe import _common
+from gradlint.measure import gradients as _common
 from gradlint.rules.probe import gradient_explodes_with_depth as gl502
 from gradlint.rules.probe import gradient_vanishes_with_depth as gl503
 from tests.rules._standard_models import ALL as STANDARD_MODELS

@@ -74,7 +74,7 @@ def test_projected_lstm_composes_the_projection():
     import torch
     import torch.nn as nn
 
-    from gradlint.rules.recurrent._common import gate_radii
+    from gradlint.measure.recurrent import gate_radii
 
     lstm = nn.LSTM(8, 32, proj_size=8)
     with torch.no_grad():
@@ -136,7 +136,7 @@ def test_gradient_through_time_restores_the_model(tmp_path):
     from gradlint.discover import Target
     from gradlint.load import load_target
     from gradlint.rule import RuleContext
-    from gradlint.rules.recurrent._common import gradient_through_time
+    from gradlint.measure.recurrent import gradient_through_time
 
     path = tmp_path / "rnn.py"
     path.write_text(RELU_RNN.format(radius=1.0, read=-1, clip=""))

@@ -16,7 +16,7 @@ import pytest
 
 from gradlint.discover import Target
 from gradlint.engine import Settings, lint_target
-from gradlint.load import Overrides
+from gradlint.overrides import Overrides
 from gradlint.registry import all_rules
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -236,7 +236,7 @@ LINT_IN_SUBPROCESS = '''
 import json, pathlib, sys, tempfile
 from gradlint.discover import Target
 from gradlint.engine import Settings, lint_target
-from gradlint.load import Overrides
+from gradlint.overrides import Overrides
 from gradlint.registry import all_rules
 path = pathlib.Path(tempfile.mkdtemp()) / "model.py"
 path.write_text(sys.stdin.read())

@@ -12,7 +12,8 @@ import ast
 import math
 from dataclasses import dataclass
 
-from gradlint.rules.numerics._common import PASS_THROUGH, SOFTMAXES, finite_absmax
+from gradlint.measure.numerics import PASS_THROUGH, SOFTMAXES, finite_absmax
+from gradlint.measure.source import call_name, expression_at, replace_in_line, segment
 
 MATMULS = {"matmul", "__matmul__", "bmm", "einsum"}
 SCALES = {"mul", "mul_", "__mul__", "__rmul__", "__imul__", "div", "div_", "true_divide", "__truediv__",
@@ -77,7 +78,6 @@ class AttentionScores:
 
 def scores_fix_code(scores: AttentionScores, factor: str) -> str | None:
     """The user's line with the q @ k^T expression multiplied by `factor`."""
-    from gradlint.rules.numerics._common import call_name, expression_at, replace_in_line, segment
 
     def is_product(node) -> bool:
         return (isinstance(node, ast.BinOp) and isinstance(node.op, ast.MatMult)) or call_name(node) in MATMULS

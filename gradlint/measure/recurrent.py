@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gradlint.rule import RuleContext
+from gradlint.measure.surface import loss_surface
+
+if TYPE_CHECKING:
+    from gradlint.rule import RuleContext
 
 # Gate blocks of weight_hh, in PyTorch's row order, with the largest slope gamma of the
 # nonlinearity each block feeds: Pascanu et al. 2013 show rho(W) > 1/gamma is necessary for
@@ -115,8 +118,6 @@ def gradient_through_time(ctx: RuleContext) -> dict[str, TimeProfile]:
     """One forward+backward on the example batch: the loss gradient with respect to each
     recurrent layer's input sequence, per time step. Layers fed a PackedSequence are skipped."""
     import torch
-
-    from gradlint.curvature import loss_surface
 
     layers = recurrent_layers(ctx.model)
     if not layers:

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from gradlint.rules._activations import SignalFlow, label
+from gradlint.measure.signal import SignalFlow, label
 
 
 @dataclass(frozen=True)

@@ -1,19 +1,27 @@
-"""Shared measurements for the optimizer rules: the first optimizer step, per-tensor update
-ratios, and where the optimizer was constructed (the line an lr fix rewrites)."""
+"""What the optimizer rules read about the optimizer: its first step on the example batch (once per
+model), per-tensor update ratios, how its lr is named and printed, and where it was constructed
+(the line an lr fix rewrites)."""
 
 from __future__ import annotations
 
 import ast
 import math
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gradlint.findings import Location
-from gradlint.rule import RuleContext
+from gradlint.locations import display_path
+from gradlint.measure.first_step import first_step
+from gradlint.measure.surface import loss_surface
+from gradlint.optimizers import UnsupportedOptimizer
+from gradlint.trace import ACTIVATIONS, RELU_LIKE
+
+if TYPE_CHECKING:
+    from gradlint.rule import RuleContext
 
 
 def first_step_of(ctx: RuleContext) -> Any:
-    """The optimizer's first update on the example batch (gradlint.curvature.FirstStep), with
+    """The optimizer's first update on the example batch (first_step.FirstStep), with
     gradient_clip_val applied; None when the optimizer cannot be stepped outside training or
     the loss is not finite (the probe rules report that). Computed once per model and run,
     shared by GL601, GL602 and GL603. For a large model (ctx.lean) the step keeps per-tensor
@@ -22,8 +30,6 @@ def first_step_of(ctx: RuleContext) -> Any:
 
 
 def _first_step(ctx: RuleContext) -> Any:
-    from gradlint.curvature import UnsupportedOptimizer, first_step, loss_surface
-
     step = None
     with loss_surface(ctx.spec, ctx.device, ctx.seed) as surface:
         try:
@@ -127,8 +133,6 @@ def warmup_hint(optimizer: Any) -> str:
 def is_piecewise_linear(trace: Any) -> bool:
     """Every activation in the traced forward is ReLU-like. Such nets tolerate far larger
     lr * lambda than smooth ones before diverging (docs/theory.md G6: ReLU 40/lambda, tanh 4.5/lambda)."""
-    from gradlint.trace import ACTIVATIONS, RELU_LIKE
-
     if trace is None:
         return False
     activations = [node.name for node in trace.nodes if node.name in ACTIVATIONS]
@@ -167,8 +171,6 @@ def optimizer_site(ctx: RuleContext) -> OptimizerSite:
 
 def _call_site(ctx: RuleContext, name: str | None) -> OptimizerSite:
     """The call of class `name` inside configure_optimizers (or the function, or the model)."""
-    from gradlint.locations import display_path
-
     fallback = OptimizerSite(ctx.spec.model_location or ctx.location_of_path(""))
     try:
         with open(ctx.spec.path, encoding="utf-8") as handle:

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from gradlint.findings import Fix
-from gradlint.rules._activations import critical_gain_squared, init_call, weight_gain
-from gradlint.rules._activations import is_weighted as is_fan_in_scaled
+from gradlint.measure.signal import critical_gain_squared, init_call, weight_gain
+from gradlint.measure.signal import is_weighted as is_fan_in_scaled
 
 # Layers and ops that average over positions (pooling, mean over a sequence).
 AVERAGING = ("AdaptiveAvgPool", "AvgPool", "adaptive_avg_pool", "avg_pool", "mean")
