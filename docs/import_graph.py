@@ -3,6 +3,7 @@
     python docs/import_graph.py                 # Markdown adjacency list of gradlint/
     python docs/import_graph.py --dot           # the same graph for Graphviz: | dot -Tsvg > graph.svg
     python docs/import_graph.py --rules         # with the built-in rules, one node per family
+    python docs/import_graph.py --update        # rewrite the "after" graph in docs/architecture.md
 
 Each module lists the modules it imports; `name*` marks an import made only inside a function
 (deferred until the function runs: gradlint defers torch and onnx that way). Imports under
@@ -175,13 +176,34 @@ def dot(graph: dict[str, dict[str, set[str]]]) -> str:
     return "\n".join(lines)
 
 
+START, END = "<!-- import-graph:after -->\n", "\n<!-- /import-graph -->"
+PAGE = REPOSITORY / "docs" / "architecture.md"
+
+
+def committed_graph() -> str:
+    """The graph docs/architecture.md shows as the current one."""
+    return PAGE.read_text(encoding="utf-8").split(START, 1)[1].split(END, 1)[0]
+
+
+def update_architecture_page(graph: str) -> None:
+    text = PAGE.read_text(encoding="utf-8")
+    head, _, rest = text.partition(START)
+    _, _, tail = rest.partition(END)
+    PAGE.write_text(head + START + graph + END + tail, encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dot", action="store_true", help="print Graphviz dot instead of Markdown")
     parser.add_argument("--root", default=str(REPOSITORY / "gradlint"), help="the package's folder")
     parser.add_argument("--package", default="gradlint", help="the package's dotted name")
     parser.add_argument("--rules", action="store_true", help="add the built-in rules, one node per family")
+    parser.add_argument("--update", action="store_true",
+                        help="rewrite docs/architecture.md's current graph (with the rules) and exit")
     options = parser.parse_args(argv)
+    if options.update:
+        update_architecture_page(markdown(import_graph(with_rules=True)))
+        return 0
     graph = import_graph(Path(options.root), options.package, with_rules=options.rules)
     print(dot(graph) if options.dot else markdown(graph))
     return 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "check"]
+__all__ = ["__version__", "check", "suggest_lr"]
 
 
 def check(model: Any, example_inputs: Any, **options: Any):
@@ -16,3 +16,10 @@ def check(model: Any, example_inputs: Any, **options: Any):
     from gradlint.api import check as _check
 
     return _check(model, example_inputs, **options)
+
+
+def suggest_lr(model: Any, example_inputs: Any, **options: Any):
+    """The learning rate gradlint predicts trains; see `gradlint.api.suggest_lr`."""
+    from gradlint.api import suggest_lr as _suggest_lr
+
+    return _suggest_lr(model, example_inputs, **options)

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from gradlint.engine import Settings, lint_spec
-from gradlint.findings import ModelReport, Severity
+from gradlint.findings import ModelReport, Severity, Suggestion
 from gradlint.locations import class_location, display_path
 from gradlint.optimizers import describe_optimizer
 from gradlint.registry import all_rules
@@ -39,7 +39,6 @@ def check(
     """
     import torch
 
-
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"check() needs an nn.Module, got {type(model).__name__}")
     inputs = (example_inputs,) if isinstance(example_inputs, torch.Tensor) else tuple(example_inputs)
@@ -64,3 +63,12 @@ def check(
     settings = Settings(rules=tuple(selection.apply(all_rules())), device=device, seed=seed, probe=probe,
                         severities=overrides)
     return lint_spec(spec, settings)
+
+
+def suggest_lr(model: Any, example_inputs: Any, **options: Any) -> Suggestion | None:
+    """The largest learning rate at which gradlint predicts the model trains, for `optimizer` (its
+    class, hyper-parameters and schedule shape; AdamW(lr=1e-3) when none is given), as
+    `gradlint --suggest-lr` prints it. Takes `check`'s options. None when no suggestion can be
+    made: the model did not run, or not every rule the risk weighs was selected. A Suggestion
+    whose `lr` is None says in `basis` why no lr tried is predicted to train."""
+    return check(model, example_inputs, **options).suggestion

@@ -17,7 +17,7 @@ from gradlint import __version__, baseline as baselines, discover, runner, suppr
 from gradlint.config import (
     CliOptions, ConfigFinder, ModelSettings, parse_size, resolve_rules, resolve_severities, validate_keys,
 )
-from gradlint.emit import FORMATS, statistics as stats, streaming
+from gradlint.emit import FORMATS, statistics as stats, streaming, suggestions
 from gradlint.emit.style import PLAIN, palette_for
 from gradlint.engine import Settings, active_rules
 from gradlint.errors import UsageError
@@ -70,6 +70,7 @@ class _Command(click.Command):
               help="Output format (--format is an alias).  [default: concise, or output-format in the config]")
 @click.option("-o", "--output-file", metavar="FILE", help="Write the output to FILE instead of stdout.")
 @click.option("--statistics", is_flag=True, help="Print the number of findings per rule instead of the findings.")
+@click.option("--suggest-lr", is_flag=True, help="Print only each model's suggested learning rate.")
 @click.option("--select", multiple=True, metavar="CODES", help="Rules to run, by code prefix or name (GL1, GL201).")
 @click.option("--extend-select", multiple=True, metavar="CODES", help="Rules to run in addition to --select.")
 @click.option("--ignore", multiple=True, metavar="CODES", help="Rules to skip, by code prefix or name.")
@@ -141,7 +142,7 @@ def main(paths, **options) -> None:
     sys.exit(code)
 
 
-def _run(paths, *, output_format, output_file, statistics, select, extend_select, ignore, severity, fail_on,
+def _run(paths, *, output_format, output_file, statistics, suggest_lr, select, extend_select, ignore, severity, fail_on,
          exit_zero, config_path, isolated, ignore_noqa, baseline_path, write_baseline, list_rules, explain,
          input_shape, batch_size, lr, optimizer, loss, device, seed, no_probe, thorough, skip_non_models, exclude,
          extend_exclude, force_exclude, respect_gitignore, show_files, show_settings, jobs, timeout, max_memory,
@@ -182,12 +183,14 @@ def _run(paths, *, output_format, output_file, statistics, select, extend_select
         return EXIT_CLEAN
     ran = [{rule.code for rule in active_rules(settings)} for _, settings, _ in plans]
     fmt = output_format or run_config.output_format or "concise"
+    if quiet and fmt in ("concise", "full") and not suggest_lr:  # nothing would print the suggestion
+        plans = [(target, replace(settings, suggest_lr=False), overrides) for target, settings, overrides in plans]
     baseline_file = write_baseline or baseline_path or run_config.baseline
     hide = baselines.Filter(baselines.load(baseline_file), baseline_file) \
         if baseline_file and not write_baseline else None
     # Text formats print each target as it finishes; a document (JSON, SARIF), the statistics,
     # a file and a baseline still to be written need every report first.
-    stream = None if statistics or output_file or write_baseline else streaming(fmt)
+    stream = None if statistics or suggest_lr or output_file or write_baseline else streaming(fmt)
     parallel = jobs or run_config.jobs or default_jobs(len(plans))
     reports, printed = _lint(plans, ran, parallel, limits, hide, stream, quiet=quiet, verbose=verbose)
 
@@ -198,6 +201,9 @@ def _run(paths, *, output_format, output_file, statistics, select, extend_select
         reports, baseline_result = baselines.apply(baselines.load(write_baseline), write_baseline, reports, ran)
     if stream is not None:
         click.echo(stream.render_end(reports, quiet=quiet, baseline=baseline_result, first=not printed), nl=False)
+    elif suggest_lr:  # for scripts: the suggestions only, and exit 2 only when a target failed to load
+        _write(suggestions.render(reports), output_file)
+        return EXIT_ERROR if any(r.error is not None and not r.linted for r in reports) else EXIT_CLEAN
     else:
         text = stats.render(reports, fmt) if statistics else FORMATS[fmt](reports, quiet=quiet, baseline=baseline_result)
         _write(text, output_file)

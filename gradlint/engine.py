@@ -13,7 +13,7 @@ import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from gradlint import risk, stages, suppress
+from gradlint import risk, stages, suggest, suppress
 from gradlint.discover import Target
 from gradlint.errors import LoadError, NoModel
 from gradlint.findings import NOT_RUN, Finding, Location, ModelReport, Severity, Stage
@@ -37,6 +37,7 @@ class Settings:
     thorough: bool = False  # --thorough: rules may spend more passes
     severities: tuple[tuple[str, Severity], ...] = ()  # (code prefix, severity) overrides
     suppressions: suppress.SuppressionConfig = suppress.SuppressionConfig()  # config ignores, --ignore-noqa
+    suggest_lr: bool = True  # the learning-rate suggestion (gradlint.suggest), for models with a complete risk
 
 
 def active_rules(settings: Settings) -> list[type[Rule]]:
@@ -78,8 +79,9 @@ def lint_spec(spec: ModelSpec, settings: Settings) -> ModelReport:
     ctx = RuleContext(spec=spec, device=settings.device, seed=settings.seed, thorough=settings.thorough)
     found: dict[type[Rule], list[Finding]] = {}
     failures: list[RuleFailure] = []
+    recorded: dict[str, str] = {}  # evidence key -> the rule that recorded it (the suggestion re-runs some)
     for rule_class in static:
-        _check(rule_class, ctx, found, failures)
+        _check(rule_class, ctx, found, failures, recorded)
     skipped: list[type[Rule]] = []
     assumptions: tuple[str, ...] = ()
     failure: LoadError | None = None
@@ -101,9 +103,9 @@ def lint_spec(spec: ModelSpec, settings: Settings) -> ModelReport:
                 for stage, count in observation.passes.items():
                     ctx.passes[stage] = ctx.passes.get(stage, 0) + count
                 assumptions = observation.assumptions
-                observed = replace(ctx, trace=observation.trace, probe=observation.probe)  # shares the dicts
+                ctx = replace(ctx, trace=observation.trace, probe=observation.probe)  # shares the dicts
                 for rule_class in dynamic:
-                    _check(rule_class, observed, found, failures)
+                    _check(rule_class, ctx, found, failures, recorded)
     stages.enter("reporting")
     ran = [r for r in rules if r in found]
     findings = [f for rule_class in ran for f in found[rule_class]]  # in selection order, as one pass made them
@@ -114,6 +116,13 @@ def lint_spec(spec: ModelSpec, settings: Settings) -> ModelReport:
     findings = suppress.apply(findings, spec.path, spec.source_format, ran, settings.suppressions)
     ran_model = bool(dynamic) and not skipped
     value = risk.combine(findings, ctx.evidence) if ran_model else None
+    gaps = _risk_gaps(settings, failures, ctx) if value is not None else ()
+    suggestion = None
+    if value is not None and not gaps and settings.suggest_lr:  # a suggestion needs the whole risk
+        stages.enter("the learning-rate suggestion")
+        with torch.enable_grad():
+            suggestion = suggest.suggest(ctx, ran, findings, value, recorded, _check, spec.path, spec.source_format,
+                                         settings.suppressions)
     findings = _merge_same_site([_with_severity(f, settings.severities) for f in findings],
                                 by_module=spec.source_format == "onnx")
     findings.sort(key=lambda f: (f.location.path, f.location.line, f.location.col, f.code, f.module))
@@ -129,10 +138,10 @@ def lint_spec(spec: ModelSpec, settings: Settings) -> ModelReport:
         passes=ctx.passes,
         evidence=risk.features(findings, ctx.evidence),
         error=None if failure is None else str(failure),
-        incomplete=_risk_gaps(settings, failures, ctx) if value is not None
-        else (_no_risk_reason(settings, spec, failure),),
+        incomplete=gaps if value is not None else (_no_risk_reason(settings, spec, failure),),
         location=spec.model_location,
         linted=True,
+        suggestion=suggestion,
     )
     if failure is not None:
         raise ModelFailed(report) from failure
@@ -191,11 +200,14 @@ def _runs_model(rule_class: type[Rule]) -> bool:
     return rule_class.needs(Stage.TRACE) or rule_class.needs(Stage.PROBE)
 
 
-def _check(rule_class: type[Rule], ctx: RuleContext, found: dict, failures: list[RuleFailure]) -> None:
+def _check(rule_class: type[Rule], ctx: RuleContext, found: dict, failures: list[RuleFailure],
+           recorded: dict[str, str]) -> None:
     """Run one rule into `found`; a rule that raises goes to `failures` instead, so the model keeps
     the other rules' findings and its risk. SystemExit and KeyboardInterrupt from user code that
-    a rule calls (a forward pass) are not caught: they end the target, as their callers meant."""
+    a rule calls (a forward pass) are not caught: they end the target, as their callers meant.
+    `recorded` learns which evidence keys the rule recorded or raised."""
     stages.enter(f"rule {rule_class.code}")
+    before = dict(ctx.evidence)
     try:
         found[rule_class] = list(rule_class().check(ctx))
     except Exception as error:
@@ -203,6 +215,8 @@ def _check(rule_class: type[Rule], ctx: RuleContext, found: dict, failures: list
         if out_of_memory:
             gc.collect()  # whatever the rule held is garbage now: give it back before the next rule
         failures.append(RuleFailure(rule_class, _one_line(f"{type(error).__name__}: {error}"), out_of_memory))
+    finally:
+        recorded.update({key: rule_class.code for key, value in ctx.evidence.items() if before.get(key) != value})
 
 
 def _is_out_of_memory(error: BaseException) -> bool:

@@ -81,6 +81,46 @@ NOT_RUN = "static rules only: "  # opens the assumption engine.lint_spec states 
 
 
 @dataclass(frozen=True)
+class Suggestion:
+    """The largest learning rate at which gradlint predicts the run trains (gradlint.suggest), for
+    the configured optimizer, with its schedule scaled by the same factor. Learning rates are the
+    checked ones: a schedule's peak when there is a schedule."""
+
+    lr: float | None  # None: no lr gradlint tried is predicted to train (`basis` says why)
+    configured_lr: float
+    gradient_clip_val: float | None  # to train with beside `lr` (the configured value, for now)
+    # The predicted risk at the largest rate predicted to train, of which `lr` keeps a margin
+    # (gradlint.suggest.MARGIN); at `lr` itself it is lower.
+    risk: float | None
+    basis: str  # what bounded it: curvature, first-update size, lookahead, ...
+
+    def line(self) -> str:
+        """`suggested lr: 0.018 (configured 5, 256x too high)`, as the text formats print it."""
+        configured = _lr(self.configured_lr)
+        if self.lr is None:
+            return f"suggested lr: none ({self.basis}; configured {configured})"
+        if self.lr < self.configured_lr:
+            how = f"{_ratio(self.configured_lr / self.lr)}x too high"
+        elif self.lr > self.configured_lr:
+            how = f"{_ratio(self.lr / self.configured_lr)}x headroom"
+        else:
+            how = "no more headroom"
+        return f"suggested lr: {_lr(self.lr)} (configured {configured}, {how}; bound: {self.basis})"
+
+    def to_dict(self) -> dict:
+        return {"lr": self.lr, "configured_lr": self.configured_lr, "gradient_clip_val": self.gradient_clip_val,
+                "risk": None if self.risk is None else round(self.risk, 4), "basis": self.basis}
+
+
+def _lr(value: float) -> str:
+    return f"{value:.2g}"
+
+
+def _ratio(value: float) -> str:
+    return f"{value:.4g}"
+
+
+@dataclass(frozen=True)
 class ModelReport:
     """Everything gradlint says about one linted target.
 
@@ -108,6 +148,9 @@ class ModelReport:
     # Whether rules ran: False for a target that failed to load (`error` only); True for a model
     # that failed to run too, whose `error` comes with the static rules' findings.
     linted: bool = False
+    # The learning-rate suggestion (gradlint.suggest); None when none was made (the model did not
+    # run, has no optimizer, or no selected rule reads the lr).
+    suggestion: Suggestion | None = None
 
     @property
     def not_run(self) -> str | None:
@@ -130,4 +173,5 @@ class ModelReport:
             "passes": dict(self.passes),
             "evidence": {k: round(v, 4) for k, v in sorted(self.evidence.items())},
             "findings": [f.to_dict() for f in self.findings],
+            "suggestion": None if self.suggestion is None else self.suggestion.to_dict(),
         }

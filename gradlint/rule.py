@@ -216,6 +216,12 @@ class Rule:
     VALID: ClassVar[tuple[str, ...]] = ()
     # Other rules the examples need selected beside this one (GL902 reports another rule failing).
     EXAMPLE_SELECT: ClassVar[tuple[str, ...]] = ()
+    # The verdict depends on the learning rate: the lr suggestion (gradlint.suggest) re-runs the
+    # rule at candidate rates, on the same measurements with the optimizer's lr scaled.
+    reads_lr: ClassVar[bool] = False
+    # The rule trains real optimizer steps (a lookahead): the suggestion runs it only to verify a
+    # candidate, as it costs many passes.
+    steps_optimizer: ClassVar[bool] = False
 
     def check(self, ctx: RuleContext) -> Iterable[Finding]:
         raise NotImplementedError
@@ -270,6 +276,9 @@ def contract_problem(cls: type, prefix: str) -> str | None:
     stages = getattr(cls, "stages", None)
     if not isinstance(stages, frozenset) or not stages or not all(isinstance(s, Stage) for s in stages):
         return "stages must be a non-empty frozenset of gradlint.findings.Stage"
+    for flag in ("reads_lr", "steps_optimizer"):
+        if not isinstance(getattr(cls, flag), bool):
+            return f"{flag} must be True or False"
     if cls.check is Rule.check:
         return "it does not implement check(ctx)"
     return None

@@ -33,7 +33,7 @@ def model_risks(*paths: str) -> dict[str, dict]:
     """target -> its risk fields, as `--format json` reports them."""
     models = json.loads(run("--format", "json", *paths)[1])["models"]
     return {m["target"]: {"risk": m["risk"], "level": m["level"], "causes": m["causes"],
-                          "risk_incomplete": m["risk_incomplete"]} for m in models}
+                          "risk_incomplete": m["risk_incomplete"], "suggestion": m["suggestion"]} for m in models}
 
 
 def test_json_lines(workdir):
@@ -50,6 +50,7 @@ def test_json_lines(workdir):
         {"target": "bad.py", "path": "bad.py", "error": SYNTAX_ERROR},
     ]
     assert risks["healthy.py::build_model"]["risk_incomplete"] == ["29 of 30 rules not selected"]
+    assert risks["healthy.py::build_model"]["suggestion"] is None  # a suggestion needs the whole risk
     assert out.splitlines()[3] == f'{{"target": "bad.py", "path": "bad.py", "error": "{SYNTAX_ERROR}"}}'
 
 

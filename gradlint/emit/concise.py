@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from gradlint.emit.style import PLAIN, Palette
-from gradlint.emit.summary import error_line, risk_line, summary_lines
+from gradlint.emit.summary import error_line, risk_line, suggestion_lines, summary_lines
 from gradlint.findings import Finding, ModelReport
 
 
@@ -26,6 +26,7 @@ def render_model(report: ModelReport, quiet: bool = False, first: bool = True, p
         lines.extend(finding_line(f, palette) for f in report.findings)
         if not quiet and report.error is None:
             lines.append(risk_line(report, palette))
+            lines.extend(suggestion_lines(report))
             lines.extend(f"  assumed {a}" for a in report.assumptions)
     return "".join(line + "\n" for line in lines)
 

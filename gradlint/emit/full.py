@@ -6,7 +6,7 @@ import linecache
 from collections.abc import Sequence
 
 from gradlint.emit.style import PLAIN, Palette
-from gradlint.emit.summary import error_line, risk_line, summary_lines
+from gradlint.emit.summary import error_line, risk_line, suggestion_lines, summary_lines
 from gradlint.findings import Finding, ModelReport
 
 
@@ -39,7 +39,8 @@ def render_model(report: ModelReport, quiet: bool = False, first: bool = True, p
         paragraphs.extend(render_finding(finding, palette) for finding in report.findings)
         if not quiet and report.error is None:
             passes = report.passes
-            paragraphs.append([risk_line(report, palette), *(f"  assumed {a}" for a in report.assumptions),
+            paragraphs.append([risk_line(report, palette), *suggestion_lines(report),
+                               *(f"  assumed {a}" for a in report.assumptions),
                                f"  cost: {passes.get('forward', 0)} forward, {passes.get('backward', 0)} "
                                "backward pass(es)"])
     return _join(paragraphs, first)

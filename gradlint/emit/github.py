@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from gradlint.emit.concise import finding_line
 from gradlint.emit.paths import repo_path, repo_root
-from gradlint.emit.summary import error_line, risk_line, summary_lines
+from gradlint.emit.summary import error_line, risk_line, suggestion_lines, summary_lines
 from gradlint.findings import Finding, ModelReport, Severity
 
 LIMIT = 10  # annotations per level per step
@@ -80,7 +80,7 @@ def _risk_annotation(report: ModelReport, root: str) -> str:
     line = f",line={location.line}" if location is not None and location.path == report.path else ""
     title = f"gradlint risk: {report.level}" if report.risk is not None else "gradlint: no risk"
     properties = f"file={_property(repo_path(report.path, root))}{line},title={_property(title)}"
-    return f"::notice {properties}::{_data(risk_line(report))}"
+    return f"::notice {properties}::{_data(chr(10).join([risk_line(report), *suggestion_lines(report)]))}"
 
 
 def _data(text: str) -> str:

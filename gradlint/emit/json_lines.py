@@ -1,8 +1,9 @@
 """One JSON object per line, streamed as each target finishes: a file without a model
 ({"target", "path", "skipped"}), a target that failed ({"target", "path", "error"}), or one that only the static rules could lint ({"target", "path",
 "note"}); each finding with its target; then, for every linted model, its risk ({"target", "path",
-"risk", "level", "causes"}, with "risk_incomplete" when the risk could not weigh every rule, and a
-null risk when the model did not run). For log tools; `json` has the summary too."""
+"risk", "level", "causes", "suggestion"}, with "risk_incomplete" when the risk could not weigh every
+rule, a null risk when the model did not run, and "suggestion" as in `json`). For log tools; `json`
+has the summary too."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ def render_model(report: ModelReport, quiet: bool = False, first: bool = True, p
         lines.append({"target": report.target, "path": report.path,
                       "risk": None if report.risk is None else round(report.risk, 4), "level": report.level,
                       "causes": list(report.causes),
-                      **({"risk_incomplete": list(report.incomplete)} if report.incomplete else {})})
+                      **({"risk_incomplete": list(report.incomplete)} if report.incomplete else {}),
+                      "suggestion": None if report.suggestion is None else report.suggestion.to_dict()})
     return "".join(json.dumps(line) + "\n" for line in lines)
 
 

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from gradlint import __version__
 from gradlint.emit.paths import repo_path, repo_root
-from gradlint.emit.summary import risk_line
+from gradlint.emit.summary import risk_line, suggestion_lines
 from gradlint.findings import Finding, ModelReport, Severity
 from gradlint.registry import rule_by_code
 
@@ -89,7 +89,11 @@ def render(reports: Sequence[ModelReport], quiet: bool = False, baseline=None) -
 def _risk_properties(report: ModelReport) -> dict:
     risk = None if report.risk is None else round(report.risk, 4)
     properties = {"risk": risk, "riskLevel": report.level}
-    return {**properties, "riskIncomplete": list(report.incomplete)} if report.incomplete else properties
+    if report.incomplete:
+        properties["riskIncomplete"] = list(report.incomplete)
+    if report.suggestion is not None:
+        properties["suggestion"] = report.suggestion.to_dict()
+    return properties
 
 
 def _risk_result(report: ModelReport, root: str, rule_index: int) -> dict:
@@ -102,7 +106,7 @@ def _risk_result(report: ModelReport, root: str, rule_index: int) -> dict:
         "ruleId": RISK_RULE["id"],
         "ruleIndex": rule_index,
         "level": "error" if report.level == "high" else "warning",
-        "message": {"text": risk_line(report)},
+        "message": {"text": "\n".join([risk_line(report), *(s.strip() for s in suggestion_lines(report))])},
         "locations": [{"physicalLocation": {"artifactLocation": {"uri": repo_path(report.path, root)},
                                             "region": region}}],
         "partialFingerprints": {FINGERPRINT: hashlib.sha256(

@@ -44,6 +44,11 @@ def risk_line(report: ModelReport, palette: Palette = PLAIN) -> str:
     return f"{palette.path(report.target)}: {risk}{incomplete}){causes}"
 
 
+def suggestion_lines(report: ModelReport) -> list[str]:
+    """The learning-rate suggestion under the risk line, when one was made."""
+    return [f"  {report.suggestion.line()}"] if report.suggestion is not None else []
+
+
 def error_line(report: ModelReport, palette: Palette = PLAIN) -> str:
     return f"{palette.path(report.path)}: {palette.error('error')}: {report.error}"
 

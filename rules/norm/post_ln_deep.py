@@ -69,6 +69,7 @@ class PostLnDeep(Rule):
     family = "norm"
     severity = Severity.WARNING
     stages = frozenset({Stage.TRACE})
+    reads_lr = True
 
     INVALID = ('''
 import torch

@@ -72,6 +72,7 @@ class FirstStepOvershoots(Rule):
     family = "optimizer"
     severity = Severity.WARNING
     stages = frozenset({Stage.PROBE})
+    reads_lr = True
 
     INVALID = ('''
 import torch

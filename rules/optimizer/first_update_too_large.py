@@ -68,6 +68,7 @@ class FirstUpdateTooLarge(Rule):
     family = "optimizer"
     severity = Severity.WARNING
     stages = frozenset({Stage.PROBE})
+    reads_lr = True
 
     INVALID = ('''
 import torch

@@ -97,6 +97,8 @@ class LookaheadDiverges(Rule):
     family = "optimizer"
     severity = Severity.ERROR
     stages = frozenset({Stage.PROBE})
+    reads_lr = True
+    steps_optimizer = True
 
     INVALID = ('''
 import torch

@@ -67,6 +67,7 @@ class LrExceedsCurvatureBound(Rule):
     family = "optimizer"
     severity = Severity.WARNING
     stages = frozenset({Stage.PROBE})
+    reads_lr = True
 
     INVALID = ('''
 import torch
