@@ -13,7 +13,7 @@ __all__ = ["__version__", "check", "suggest_lr"]
 
 def check(model: Any, example_inputs: Any, **options: Any):
     """Lint a model object; see `gradlint.api.check` for the options."""
-    from gradlint.api import check as _check
+    from gradlint.api import check as _check  # here, so that `import gradlint` stays cheap (above)
 
     return _check(model, example_inputs, **options)
 

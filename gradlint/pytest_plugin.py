@@ -25,6 +25,8 @@ def pytest_configure(config: pytest.Config) -> None:
 def gradlint(request: pytest.FixtureRequest):
     """A gradlint.testing.Checker: `check(model, example_inputs, ...)` returns the report,
     `assert_trainable(model, example_inputs, fail_on="error", ...)` fails on findings."""
+    # Here, not at the top: pytest loads this plugin in every session of the environment, and only
+    # a test that asks for the fixture should pay for importing the engine.
     from gradlint.testing import Checker
 
     marker = request.node.get_closest_marker("gradlint")
