@@ -45,10 +45,13 @@ LR_KEYS = ("lr", "initial_lr", "max_lr", "min_lr")  # what schedulers keep per p
 
 class Scaled:
     """A corpus case whose every learning rate is `factor` times the file's (optimizer groups,
-    schedulers' base rates, OneCycleLR's max and min), set before the first step."""
+    schedulers' base rates, OneCycleLR's max and min), set before the first step; with `clip`,
+    trained with that gradient_clip_val instead of the file's."""
 
-    def __init__(self, case, factor: float) -> None:
+    def __init__(self, case, factor: float, clip: float | None = None) -> None:
         self.case, self.factor = case, factor
+        if clip is not None:
+            self.gradient_clip_val = clip
 
     def __getattr__(self, name):
         return getattr(self.case, name)
@@ -74,8 +77,8 @@ def _scale_scheduler(scheduler, factor: float) -> None:
         _scale_scheduler(inner, factor)
 
 
-def train(case, factor: float, seeds=truth.SEEDS) -> dict:
-    outcomes = [truth.train_one(Scaled(case, factor), seed)["outcome"] for seed in seeds]
+def train(case, factor: float, seeds=truth.SEEDS, clip: float | None = None) -> dict:
+    outcomes = [truth.train_one(Scaled(case, factor, clip), seed)["outcome"] for seed in seeds]
     return {"label": truth.majority(outcomes), "outcomes": outcomes}
 
 
@@ -102,13 +105,13 @@ def suggestion_of(path: Path) -> dict:
             "extra_seconds": round(timed[True][0] - timed[False][0], 3)}
 
 
-def largest_trainable(case, start: float) -> dict:
+def largest_trainable(case, start: float, clip: float | None = None) -> dict:
     """The largest factor of 2 away from `start` that trains (1 seed), walking up while it trains or
     down until it does."""
     tried = {}
 
     def trains(factor: float) -> bool:
-        tried[factor] = truth.train_one(Scaled(case, factor), 0)["outcome"]
+        tried[factor] = truth.train_one(Scaled(case, factor, clip), 0)["outcome"]
         return tried[factor] == "TRAINED"
 
     if trains(start):
@@ -186,8 +189,9 @@ def run_case(path_str: str) -> tuple[str, dict | None, str | None]:
         suggestion = result["suggestion"]
         if suggestion is not None and suggestion["lr"] is not None:
             factor = suggestion["lr"] / suggestion["configured_lr"]
-            result["at_suggestion"] = train(case, factor)
-            result["largest"] = largest_trainable(case, factor)
+            clip = suggestion["gradient_clip_val"]  # the case's own, or the one suggested with the lr
+            result["at_suggestion"] = train(case, factor, clip=clip)
+            result["largest"] = largest_trainable(case, factor, clip)
         if NO_RANGE_TEST:
             return path.stem, result, None
         start = time.perf_counter()

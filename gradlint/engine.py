@@ -120,9 +120,14 @@ def lint_spec(spec: ModelSpec, settings: Settings) -> ModelReport:
     suggestion = None
     if value is not None and not gaps and settings.suggest_lr:  # a suggestion needs the whole risk
         stages.enter("the learning-rate suggestion")
-        with torch.enable_grad():
-            suggestion = suggest.suggest(ctx, ran, findings, value, recorded, _check, spec.path, spec.source_format,
-                                         settings.suppressions)
+        try:
+            with torch.enable_grad():
+                suggestion = suggest.suggest(ctx, ran, findings, value, recorded, _check, spec.path,
+                                             spec.source_format, settings.suppressions)
+        except Exception as error:  # the report stands without it (a rule's own failures are caught in _check)
+            if _is_out_of_memory(error):
+                gc.collect()
+            ctx.note("suggestion", f"no lr suggestion: {_one_line(f'{type(error).__name__}: {error}')}")
     findings = _merge_same_site([_with_severity(f, settings.severities) for f in findings],
                                 by_module=spec.source_format == "onnx")
     findings.sort(key=lambda f: (f.location.path, f.location.line, f.location.col, f.code, f.module))

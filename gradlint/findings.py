@@ -88,15 +88,19 @@ class Suggestion:
 
     lr: float | None  # None: no lr gradlint tried is predicted to train (`basis` says why)
     configured_lr: float
-    gradient_clip_val: float | None  # to train with beside `lr` (the configured value, for now)
+    gradient_clip_val: float | None  # to train with beside `lr`: the configured one, or a suggested one
     # The predicted risk at the largest rate predicted to train, of which `lr` keeps a margin
     # (gradlint.suggest.MARGIN); at `lr` itself it is lower.
     risk: float | None
     basis: str  # what bounded it: curvature, first-update size, lookahead, ...
+    clip_suggested: bool = False  # `gradient_clip_val` is the suggestion's, not the file's
 
     def line(self) -> str:
         """`suggested lr: 0.018 (configured 5, 256x too high)`, as the text formats print it."""
         configured = _lr(self.configured_lr)
+        if self.clip_suggested:
+            return (f"suggested lr: {_lr(self.lr)} with gradient_clip_val = {self.gradient_clip_val:g} "
+                    f"(configured {configured} without clipping; {self.basis})")
         if self.lr is None:
             return f"suggested lr: none ({self.basis}; configured {configured})"
         if self.lr < self.configured_lr:

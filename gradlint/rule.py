@@ -219,6 +219,9 @@ class Rule:
     # The verdict depends on the learning rate: the lr suggestion (gradlint.suggest) re-runs the
     # rule at candidate rates, on the same measurements with the optimizer's lr scaled.
     reads_lr: ClassVar[bool] = False
+    # The verdict depends on gradient clipping (spec.gradient_clip_val): the suggestion re-runs the
+    # rule when it tries a clip.
+    reads_clip: ClassVar[bool] = False
     # The rule trains real optimizer steps (a lookahead): the suggestion runs it only to verify a
     # candidate, as it costs many passes.
     steps_optimizer: ClassVar[bool] = False
@@ -276,7 +279,7 @@ def contract_problem(cls: type, prefix: str) -> str | None:
     stages = getattr(cls, "stages", None)
     if not isinstance(stages, frozenset) or not stages or not all(isinstance(s, Stage) for s in stages):
         return "stages must be a non-empty frozenset of gradlint.findings.Stage"
-    for flag in ("reads_lr", "steps_optimizer"):
+    for flag in ("reads_lr", "reads_clip", "steps_optimizer"):
         if not isinstance(getattr(cls, flag), bool):
             return f"{flag} must be True or False"
     if cls.check is Rule.check:

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import copy
 import math
+import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
@@ -55,15 +56,21 @@ MAX_UP = 2.0 ** 6  # a suggestion is a setting to try, not an extrapolation: 64x
 MIN_DOWN = 2.0 ** -20
 MAX_VERIFICATIONS = 3
 MARGIN = 2.0
+# Clipping is tried, for a model without it, when the lr would have to fall this far (or no lr
+# trains), and the gradient norm is spiky: a recurrent net, or a largest norm CLIP_SPIKE times
+# the median over the lookahead's steps.
+CLIP_WHEN_BELOW = 4.0
+CLIP_SPIKE = 10.0
+RECURRENT = frozenset({"RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"})
 
 # What bounded the suggestion, by the rule whose evidence rose most past it, as the report says it.
 BASIS = {"GL601": "first-update size", "GL602": "curvature", "GL603": "first-step overshoot",
          "GL604": "lookahead", "GL402": "Post-LN depth"}
 
 
-# A verified candidate must make progress in the lookahead: its mean loss over the last
-# PROGRESS_WINDOW steps of each run below the run's first loss (a rate that bounces without
-# diverging stalls training as surely).
+# A verified candidate must make progress in the lookahead: the mean loss over the last
+# PROGRESS_WINDOW steps of its longest run below that run's first loss (a rate that bounces
+# without diverging stalls training as surely).
 PROGRESS_WINDOW = 5
 
 
@@ -87,33 +94,37 @@ class _Candidates:
                  recorded: dict[str, str], check: Callable, path: str, source_format: str,
                  suppressions: suppress.SuppressionConfig) -> None:
         self.ctx = ctx
-        self.rules = [r for r in rules if r.reads_lr]
-        self.codes = {r.code for r in self.rules}
-        # What stays the same at every lr: the other rules' findings and recorded evidence.
-        self.fixed_findings = [f for f in findings if f.code not in self.codes]
-        self.fixed_evidence = {k: v for k, v in ctx.evidence.items() if recorded.get(k) not in self.codes}
+        self.lr_rules = [r for r in rules if r.reads_lr]
+        self.clip_rules = [r for r in rules if r.reads_lr or r.reads_clip]
+        self.codes = {r.code for r in self.lr_rules}
+        self.findings, self.recorded = list(findings), recorded
         self.check = check
         self.path, self.source_format, self.suppressions = path, source_format, suppressions
-        self.cache: dict[tuple[float, bool], _Outcome] = {}
+        self.cache: dict[tuple[float, bool, float | None], _Outcome] = {}
 
-    def at(self, multiplier: float, verify: bool) -> _Outcome:
-        key = (multiplier, verify)
+    def at(self, multiplier: float, verify: bool, clip: float | None = None) -> _Outcome:
+        key = (multiplier, verify, clip)
         if key not in self.cache:
-            self.cache[key] = self._evaluate(multiplier, verify)
+            self.cache[key] = self._evaluate(multiplier, verify, clip)
         return self.cache[key]
 
-    def _evaluate(self, multiplier: float, verify: bool) -> _Outcome:
-        ctx = _scaled_context(self.ctx, multiplier, self.fixed_evidence)
+    def _evaluate(self, multiplier: float, verify: bool, clip: float | None) -> _Outcome:
+        rules = self.lr_rules if clip is None else self.clip_rules
+        codes = {r.code for r in rules}
+        # What stays the same: the other rules' findings and recorded evidence.
+        fixed_findings = [f for f in self.findings if f.code not in codes]
+        fixed_evidence = {k: v for k, v in self.ctx.evidence.items() if self.recorded.get(k) not in codes}
+        ctx = _scaled_context(self.ctx, multiplier, fixed_evidence, clip)
         found: dict = {}
         recorded: dict[str, str] = {}
-        for rule_class in self.rules:
+        for rule_class in rules:
             if verify or not rule_class.steps_optimizer:
                 self.check(rule_class, ctx, found, [], recorded)
-        ran = [r for r in self.rules if r in found]
+        ran = [r for r in rules if r in found]
         new = suppress.apply([f for r in ran for f in found[r]], self.path, self.source_format, ran,
                              self.suppressions)
-        new = [f for f in new if f.code in self.codes]
-        value = risk.combine([*self.fixed_findings, *new], ctx.evidence)
+        new = [f for f in new if f.code in codes]
+        value = risk.combine([*fixed_findings, *new], ctx.evidence)
         return _Outcome(multiplier, value, _flagged(new), _contributions(new, ctx.evidence, recorded),
                         progress=_progress(ctx))
 
@@ -136,6 +147,9 @@ def suggest(ctx: RuleContext, rules: Sequence[type[Rule]], findings: Sequence[Fi
     multiplier, above = screened
     verified, failed = _verify(candidates, multiplier, base)
     if verified is None:
+        clipped = _clipped(candidates, ctx)
+        if clipped is not None:
+            return clipped
         return _suggestion(ctx, None, None,
                            f"no lr down to {_lr_text(info.checked_lr * min(failed))} trains in the lookahead")
     if verified.multiplier < multiplier:  # the lookahead, not the screened rules, set the bound
@@ -149,7 +163,52 @@ def suggest(ctx: RuleContext, rules: Sequence[type[Rule]], findings: Sequence[Fi
     margin = verified.multiplier / MARGIN
     if base.trains:
         margin = max(margin, 1.0)
+    if margin <= 1 / CLIP_WHEN_BELOW:
+        clipped = _clipped(candidates, ctx)
+        if clipped is not None:
+            return clipped
     return _suggestion(ctx, margin, verified.risk, basis)
+
+
+def _clipped(candidates: _Candidates, ctx: RuleContext) -> Suggestion | None:
+    """The configured lr with gradient clipping, when clipping is what keeps such a run stable and
+    the lookahead verifies it: a model without clipping whose gradient norm is spiky (a recurrent
+    net, whose gradient through time can grow by orders of magnitude, or a lookahead whose largest
+    norm before any divergence is CLIP_SPIKE times its median). The clip is the median gradient
+    norm over the configured lr's first lookahead steps, the size a typical step keeps."""
+    if ctx.spec.gradient_clip_val:
+        return None
+    norms = _first_norms(ctx)
+    if not norms:
+        return None
+    typical = statistics.median(norms)
+    spiky = _is_recurrent(ctx.model) or max(norms) >= CLIP_SPIKE * typical
+    if not spiky or not (math.isfinite(typical) and typical > 0):
+        return None
+    clip = float(f"{typical:.2g}")
+    outcome = candidates.at(1.0, verify=True, clip=clip)
+    if not outcome.trains:
+        return None
+    info = ctx.spec.optimizer
+    return Suggestion(lr=info.checked_lr, configured_lr=info.checked_lr, gradient_clip_val=clip, risk=outcome.risk,
+                      basis="clipping keeps the configured lr", clip_suggested=True)
+
+
+def _first_norms(ctx: RuleContext) -> list[float]:
+    """The finite gradient norms of the configured lr's lookahead runs, up to their first
+    non-finite one."""
+    norms = []
+    for key, run in ctx.shared.items():
+        if isinstance(key, tuple) and key[0] == "lookahead":
+            for value in run.grads:
+                if not math.isfinite(value):
+                    break
+                norms.append(value)
+    return norms
+
+
+def _is_recurrent(model) -> bool:
+    return any(type(module).__name__ in RECURRENT for module in model.modules())
 
 
 def _screen(candidates: _Candidates, configured_trains: bool) -> tuple[float, _Outcome | None] | None:
@@ -202,19 +261,22 @@ def _verify(candidates: _Candidates, multiplier: float, base: _Outcome) -> tuple
     return good, failed
 
 
-def _scaled_context(ctx: RuleContext, multiplier: float, evidence: dict) -> RuleContext:
+def _scaled_context(ctx: RuleContext, multiplier: float, evidence: dict, clip: float | None = None) -> RuleContext:
     """The rule context of the same model trained at `multiplier` times its lr (its schedule
-    too), starting from the lr-free `evidence`: the lr-free measurements shared, the first step
-    scaled, nothing lr-dependent kept."""
+    too), and with gradients clipped at `clip` when given, starting from the lr-free `evidence`:
+    the lr-free measurements shared, the first step scaled (measured again under a new clip),
+    nothing lr-dependent kept."""
     spec = ctx.spec
     info = spec.optimizer
     scaled_info = replace(info, lr=info.lr * multiplier,
                           peak_lr=None if info.peak_lr is None else info.peak_lr * multiplier)
     scaled_spec = replace(spec, optimizer=scaled_info,
                           optimizer_object=_scaled_optimizer(spec.optimizer_object, multiplier))
+    if clip is not None:
+        scaled_spec = replace(scaled_spec, gradient_clip_val=clip)
     shared = {key: value for key, value in ctx.shared.items() if not _lr_dependent(key)}
     step = ctx.shared.get("first_step")
-    if step is not None:
+    if step is not None and clip is None:
         shared["first_step"] = _scaled_step(step, multiplier)
     return RuleContext(spec=scaled_spec, trace=ctx.trace, probe=ctx.probe, device=ctx.device, seed=ctx.seed,
                        thorough=ctx.thorough, passes=ctx.passes, shared=shared, evidence=dict(evidence), notes={})
@@ -265,15 +327,16 @@ def _family(code: str) -> str:
 
 
 def _progress(ctx: RuleContext) -> bool:
-    """Whether every lookahead run the candidate made lowered its loss (True when none ran)."""
+    """Whether the candidate's longest lookahead run lowered its loss (True when none ran). The
+    longest: 20 steps on a repeated batch can leave a recurrent net's loss flat where 60 steps
+    on resampled rows, like training, already lower it."""
     runs = [value for key, value in ctx.shared.items() if isinstance(key, tuple) and key[0] == "lookahead"]
-    for run in runs:
-        losses = run.losses
-        if losses:
-            tail = losses[-PROGRESS_WINDOW:]
-            if not all(math.isfinite(v) for v in tail) or sum(tail) / len(tail) >= losses[0]:
-                return False
-    return True
+    runs = [run for run in runs if run.losses]
+    if not runs:
+        return True
+    losses = max(runs, key=lambda run: run.asked_steps).losses
+    tail = losses[-PROGRESS_WINDOW:]
+    return all(math.isfinite(v) for v in tail) and sum(tail) / len(tail) < losses[0]
 
 
 def _flagged(findings: Sequence[Finding]) -> tuple[str, ...]:

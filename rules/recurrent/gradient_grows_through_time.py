@@ -56,6 +56,7 @@ class GradientGrowsThroughTime(Rule):
     family = "recurrent"
     severity = Severity.WARNING
     stages = frozenset({Stage.PROBE})
+    reads_clip = True
 
     INVALID = ('''
 import torch

@@ -56,6 +56,7 @@ class RecurrentSpectralRadius(Rule):
     family = "recurrent"
     severity = Severity.WARNING
     stages = frozenset({Stage.STATIC})
+    reads_clip = True
 
     INVALID = ('''
 import torch
