@@ -195,3 +195,81 @@ def test_sarif_and_json_lines_carry_it_too(quad):
     _, out = run("--output-format", "github", "quad.py")
     notice = next(line for line in out.splitlines() if line.startswith("::notice"))
     assert notice.endswith("%0A  " + LINE)
+
+
+RECURRENT = '''import torch
+import torch.nn as nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.RNN(8, 64, batch_first=True)
+        with torch.no_grad():  # recurrent weights at spectral radius 3: the gradient through time explodes
+            weight = self.rnn.weight_hh_l0
+            weight.mul_(3.0 / torch.linalg.eigvals(weight).abs().max())
+        self.head = nn.Linear(64, 4)
+
+    def forward(self, x):
+        return self.head(self.rnn(x)[0])
+
+
+def build_model():
+    return Net()
+
+
+_data = torch.Generator().manual_seed(0)
+X = torch.randn(16, 32, 8, generator=_data)
+Y = torch.randn(16, 32, 4, generator=_data)
+
+
+def example_inputs():
+    return (X,)
+
+
+def example_targets():
+    return Y
+
+
+def loss_fn(output, targets):
+    return nn.functional.mse_loss(output, targets)
+
+
+def configure_optimizers(model):
+    return torch.optim.SGD(model.parameters(), lr=0.3)
+'''
+
+
+def test_a_recurrent_net_without_clipping_gets_a_clip_that_keeps_its_lr(tmp_path):
+    from gradlint.discover import Target
+    from gradlint.engine import Settings, lint_target
+    from gradlint.overrides import Overrides
+    from gradlint.registry import all_rules
+
+    path = tmp_path / "rnn.py"
+    path.write_text(RECURRENT)
+    report = lint_target(Target(str(path)), Settings(rules=tuple(all_rules())), Overrides())
+    suggestion = report.suggestion
+    assert report.risk >= 0.3
+    assert suggestion.clip_suggested and suggestion.lr == suggestion.configured_lr == 0.3
+    assert 0 < suggestion.gradient_clip_val < math.inf and suggestion.risk < 0.3
+    assert suggestion.line() == (f"suggested lr: 0.3 with gradient_clip_val = {suggestion.gradient_clip_val:g} "
+                                 "(configured 0.3 without clipping; clipping keeps the configured lr)")
+
+
+def test_a_suggestion_that_fails_leaves_the_report_standing(tmp_path, monkeypatch):
+    from gradlint import suggest
+    from gradlint.discover import Target
+    from gradlint.engine import Settings, lint_target
+    from gradlint.overrides import Overrides
+    from gradlint.registry import all_rules
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(suggest, "suggest", broken)
+    path = tmp_path / "quad.py"
+    path.write_text(QUADRATIC)
+    report = lint_target(Target(str(path)), Settings(rules=tuple(all_rules())), Overrides())
+    assert report.suggestion is None and report.risk > 0.9 and report.error is None
+    assert "no lr suggestion: RuntimeError: boom" in report.assumptions
