@@ -285,6 +285,8 @@ def main(argv=None) -> int:
         print(summarize(json.loads(options.out.read_text())["cases"], labels))
         return 0
     names = [n for n in sorted(labels) if options.only is None or n in options.only]
+    # Families interleaved, so that a run cut short covers every family.
+    names.sort(key=lambda n: (sorted(m for m in names if truth.family_of(m) == truth.family_of(n)).index(n), n))
     paths = [str(options.cases / f"{name}.py") for name in names]
     results, errors = {}, {}
     with multiprocessing.get_context("spawn").Pool(options.jobs, initializer=init_worker,
@@ -295,6 +297,9 @@ def main(argv=None) -> int:
                 print(f"{name}: FAILED\n{error}", file=sys.stderr)
             else:
                 results[name] = result
+                # Written after every case, so that a run cut short still leaves what it measured.
+                options.out.write_text(json.dumps({"cases": dict(sorted(results.items())), "errors": errors},
+                                                  indent=1) + "\n")
                 suggestion = result["suggestion"] or {}
                 print(f"{name}: suggested {suggestion.get('lr')} -> "
                       f"{result.get('at_suggestion', {}).get('label')}", file=sys.stderr, flush=True)
