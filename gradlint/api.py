@@ -6,8 +6,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from gradlint.engine import Settings, lint_spec
-from gradlint.findings import ModelReport, Severity, Suggestion
+from gradlint.findings import Severity, Suggestion
 from gradlint.locations import class_location, display_path
+from gradlint.notebook import Report
 from gradlint.optimizers import describe_optimizer
 from gradlint.registry import all_rules
 from gradlint.selection import Selection, parse_selectors
@@ -29,13 +30,14 @@ def check(
     seed: int = 0,
     probe: bool = True,
     severity: dict[str, str] | None = None,
-) -> ModelReport:
+) -> Report:
     """Lint a model object, as `gradlint model.py` lints a file. The model is left as it was.
 
     `example_inputs` is one tensor or a tuple of forward's positional arguments. Without
     `optimizer`, AdamW(lr=1e-3) is assumed; without `loss_fn`, a default chosen from the output
     and the inputs: next-token cross-entropy for a causal LM, cross-entropy or MSE otherwise
-    (README, "Model files").
+    (README, "Model files"). The report prints as the concise text report, shows as HTML with
+    plots in a notebook, and has `to_dict()` and `plot()` (gradlint.notebook).
     """
     import torch
 
@@ -62,7 +64,7 @@ def check(
     overrides = tuple((code.upper(), Severity.parse(level)) for code, level in (severity or {}).items())
     settings = Settings(rules=tuple(selection.apply(all_rules())), device=device, seed=seed, probe=probe,
                         severities=overrides)
-    return lint_spec(spec, settings)
+    return Report.of(lint_spec(spec, settings))
 
 
 def suggest_lr(model: Any, example_inputs: Any, **options: Any) -> Suggestion | None:

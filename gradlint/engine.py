@@ -18,6 +18,7 @@ from gradlint.discover import Target
 from gradlint.errors import LoadError, NoModel
 from gradlint.findings import NOT_RUN, Finding, Location, ModelReport, Severity, Stage
 from gradlint.load import importable, load_target
+from gradlint.measure.export import measurements
 from gradlint.probe import observe
 from gradlint.registry import all_rules, rule_by_code
 from gradlint.rule import Rule, RuleContext
@@ -85,6 +86,7 @@ def lint_spec(spec: ModelSpec, settings: Settings) -> ModelReport:
     skipped: list[type[Rule]] = []
     assumptions: tuple[str, ...] = ()
     failure: LoadError | None = None
+    measured = None
     if dynamic and spec.cannot_run:  # e.g. an ONNX op with no torch equivalent: the static rules still run
         skipped = dynamic
     elif dynamic:
@@ -106,6 +108,7 @@ def lint_spec(spec: ModelSpec, settings: Settings) -> ModelReport:
                 ctx = replace(ctx, trace=observation.trace, probe=observation.probe)  # shares the dicts
                 for rule_class in dynamic:
                     _check(rule_class, ctx, found, failures, recorded)
+                measured = measurements(ctx)  # read from what the rules measured: runs nothing
     stages.enter("reporting")
     ran = [r for r in rules if r in found]
     findings = [f for rule_class in ran for f in found[rule_class]]  # in selection order, as one pass made them
@@ -147,6 +150,7 @@ def lint_spec(spec: ModelSpec, settings: Settings) -> ModelReport:
         location=spec.model_location,
         linted=True,
         suggestion=suggestion,
+        measurements=measured,
     )
     if failure is not None:
         raise ModelFailed(report) from failure

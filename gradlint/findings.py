@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gradlint.measure.export import Measurements
 
 
 class Severity(str, enum.Enum):
@@ -155,6 +159,9 @@ class ModelReport:
     # The learning-rate suggestion (gradlint.suggest); None when none was made (the model did not
     # run, has no optimizer, or no selected rule reads the lr).
     suggestion: Suggestion | None = None
+    # The numbers behind the verdict that the run measured (per-layer gradients, lookahead curves,
+    # ...), for the HTML report's plots and the JSON; None when the model did not run.
+    measurements: Measurements | None = None
 
     @property
     def not_run(self) -> str | None:
@@ -178,4 +185,5 @@ class ModelReport:
             "evidence": {k: round(v, 4) for k, v in sorted(self.evidence.items())},
             "findings": [f.to_dict() for f in self.findings],
             "suggestion": None if self.suggestion is None else self.suggestion.to_dict(),
+            **({"measurements": self.measurements.to_dict()} if self.measurements else {}),
         }

@@ -317,7 +317,8 @@ from gradlint.measure.numerics import (  # noqa: E402
     input_node, upstream,
 )
 from gradlint.measure.optimizer import (  # noqa: E402
-    assumed_optimizer, clipping_note, first_update_ratios, format_lr, is_piecewise_linear, lr_name, warmup_hint,
+    assumed_optimizer, clipping_note, first_update_ratios, format_lr, is_piecewise_linear, lr_name, stability_bound,
+    warmup_hint,
 )
 from gradlint.measure.recurrent import clipping_mitigates, gate_radii, recurrent_layers  # noqa: E402
 from gradlint.measure.signal import (  # noqa: E402
@@ -348,6 +349,6 @@ __all__ = [
     "is_fan_in_scaled", "is_layer_norm", "is_library_file", "is_norm", "is_normalization", "is_piecewise_linear",
     "is_weighted", "label", "longest_run", "lookahead", "lr_name", "mean_squared_slope", "parsed_source",
     "recurrent_layers", "relative_sensitivities", "replace_in_line", "scores_fix_code", "sci", "segment",
-    "shared_rows", "sited_path", "skip_and_branch", "stream_source", "upstream", "warmup_hint", "weight_gain",
-    "worst_sites",
+    "shared_rows", "sited_path", "skip_and_branch", "stability_bound", "stream_source", "upstream", "warmup_hint",
+    "weight_gain", "worst_sites",
 ]

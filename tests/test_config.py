@@ -173,7 +173,7 @@ def test_healthy_model_with_full_config(workdir):
     ('[tool.gradlint]\nfail-on = "fatal"\n', "tool.gradlint.fail-on: unknown severity 'fatal' "
                                              "(expected error, warning or info)"),
     ('[tool.gradlint]\noutput-format = "xml"\n', "tool.gradlint.output-format: 'xml' is not one of concise, full, "
-                                                 "json, json-lines, sarif, github"),
+                                                 "json, json-lines, sarif, github, html"),
     ('[tool.gradlint]\nbaseline = 1\n', "tool.gradlint.baseline must be a string, not an integer"),
     ('[tool.gradlint.severity]\nGL201 = "fatal"\n', "tool.gradlint.severity.GL201: unknown severity 'fatal' "
                                                     "(expected error, warning or info)"),

@@ -26,6 +26,7 @@ _MODULES = {
     "json-lines": "json_lines",
     "sarif": "sarif",
     "github": "github",
+    "html": "html",
 }
 
 

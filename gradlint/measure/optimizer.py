@@ -130,6 +130,15 @@ def warmup_hint(optimizer: Any) -> str:
     return ", or warm the lr up linearly over the first few hundred steps"
 
 
+def stability_bound(optimizer: Any) -> float:
+    """lr * lambda_max above which (heavy-ball / Nesterov) gradient descent diverges on a
+    quadratic (docs/theory.md, D1). GL602 checks it; a report draws the eigenvalue against it."""
+    beta = optimizer.momentum
+    if optimizer.nesterov and beta:
+        return (2 + 2 * beta) / (1 + 2 * beta)
+    return 2 + 2 * beta
+
+
 def is_piecewise_linear(trace: Any) -> bool:
     """Every activation in the traced forward is ReLU-like. Such nets tolerate far larger
     lr * lambda than smooth ones before diverging (docs/theory.md G6: ReLU 40/lambda, tanh 4.5/lambda)."""

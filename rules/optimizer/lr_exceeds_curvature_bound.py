@@ -6,6 +6,7 @@ import math
 
 from gradlint.rule import (
     Rule, RuleContext, Fix, Severity, Stage, assumed_optimizer, format_lr, is_piecewise_linear, lr_name,
+    stability_bound,
 )
 
 # Optimizers whose stability on a quadratic is lr * lambda_max against a fixed bound.
@@ -154,15 +155,6 @@ def _clipped_loss_jump(optimizer, clip: float | None, eigenvalue: float) -> floa
 def _containing_clip(optimizer, eigenvalue: float, loss: float) -> float:
     """The clip value whose largest loss jump equals the initial loss."""
     return math.sqrt(2 * loss / eigenvalue) / _max_clipped_step(optimizer, 1.0)
-
-
-def stability_bound(optimizer) -> float:
-    """lr * lambda_max above which (heavy-ball / Nesterov) gradient descent diverges on a
-    quadratic (docs/theory.md, D1)."""
-    beta = optimizer.momentum
-    if optimizer.nesterov and beta:
-        return (2 + 2 * beta) / (1 + 2 * beta)
-    return 2 + 2 * beta
 
 
 def _variant(optimizer) -> str:
