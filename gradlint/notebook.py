@@ -39,14 +39,14 @@ class Report(ModelReport):
         order (log scale), with the layers that findings name marked. Returns the matplotlib
         Figure. Raises ImportError without matplotlib, ValueError when the run did not measure
         the per-layer gradient (the model did not run, or no probe rule was selected)."""
+        layers = self.measurements.layers if self.measurements is not None else None
+        if layers is None:  # said before asking for matplotlib: installing it would not help
+            raise ValueError(f"{self.target}: nothing to plot, the per-layer gradient was not measured "
+                             "(it needs the model to run with a GL5 probe rule selected)")
         try:
             import matplotlib.pyplot as plt
         except ImportError:
             raise ImportError(MATPLOTLIB_MISSING) from None
-        layers = self.measurements.layers if self.measurements is not None else None
-        if layers is None:
-            raise ValueError(f"{self.target}: nothing to plot, the per-layer gradient was not measured "
-                             "(it needs the model to run with a GL5 probe rule selected)")
         figure, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(max(6.0, 0.25 * len(layers.names)), 6))
         positions = range(len(layers.names))
         for axes, values, label, colour in ((top, layers.grad_norm, "||dL/dh||", "#0969da"),
