@@ -11,7 +11,8 @@ baselines:
   - a dry run: 10 real optimizer steps on the example batch, judged by the corpus's own
     divergence criteria (non-finite, grad norm > 1000x step 0 or > 1e6, loss > 10x step 0).
 It prints AUROC of each score against DIVERGED (and against DIVERGED or STALLED), precision,
-recall and false-positive rate at each default threshold, and per-rule precision.
+recall and false-positive rate at each default threshold, per-rule precision, and per rule and
+severity the share of flagged cases that failed to train (benchmarks/severities.py).
 
 gradlint's risk is a logistic calibration of its rules' evidence (gradlint/risk_model.json).
 Its AUROC here is cross-validated: each case is scored by a model fitted without it and without
@@ -51,6 +52,7 @@ from gradlint.registry import all_rules  # noqa: E402
 from gradlint import risk as risk_model  # noqa: E402
 
 import calibration  # noqa: E402  (benchmarks/, on sys.path above)
+import severities as severity_precision  # noqa: E402
 
 DRY_RUN_STEPS = 10
 AUTOTRAINER_THRESHOLD = 70.0
@@ -67,6 +69,7 @@ class CaseResult:
     risk: float = float("nan")
     evidence: dict = field(default_factory=dict)  # the risk model's features (gradlint.risk.features)
     codes: list = field(default_factory=list)
+    severities: dict = field(default_factory=dict)  # rule code -> the highest severity of its findings
     passes: dict = field(default_factory=dict)
     seconds: float = 0.0
     autotrainer_ratio: float = float("nan")
@@ -83,6 +86,7 @@ def lint_case(path: str, result: CaseResult, seed: int = 0) -> None:
     result.risk = report.risk
     result.evidence = dict(report.evidence)
     result.codes = sorted({f.code for f in report.findings})
+    result.severities = severity_precision.highest_severities(report.findings)
     result.passes = dict(report.passes)
 
 
@@ -380,6 +384,11 @@ def report(results: list[CaseResult], args) -> None:
             per_rule[rule.code] = {"fires": len(fired), "diverged": hits, "precision": hits / len(fired)}
             print(f"| {rule.code} {rule.name} | {len(fired)} | {hits} | {hits / len(fired):.2f} |")
 
+    print("\nPer rule and severity, the cases flagged and how many failed to train (DIVERGED or STALLED):\n")
+    by_severity = severity_precision.severity_table(
+        [{"name": r.name, "label": r.label, "severities": r.severities} for r in ok])
+    print(severity_precision.markdown(by_severity, [{"label": r.label, "severities": r.severities} for r in ok]))
+
     print("\n| risk feature, alone | cases where > 0 | AUROC (diverged) |")
     print("|---|---|---|")
     features = {}
@@ -401,7 +410,8 @@ def report(results: list[CaseResult], args) -> None:
     print(f"\nL2 strength chosen by the inner cross-validation: {_counts(cv_l2)}")
     seconds = [r.seconds for r in ok]
     print(f"\ngradlint time per case: median {statistics.median(seconds):.2f} s, max {max(seconds):.2f} s")
-    json.dump({"summary": summary, "per_rule": per_rule, "features": features, "calibration": calibration,
+    json.dump({"summary": summary, "per_rule": per_rule, "per_rule_severity": by_severity, "features": features,
+               "calibration": calibration,
                "cases": [dict(vars(r), cv_risk=s, cv_l2=l2) for r, s, l2 in zip(ok, cv, cv_l2)] + [vars(r) for r in results if r.error]},
               open(args.out, "w"), indent=1, default=float)
     if args.fit:
