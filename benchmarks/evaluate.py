@@ -397,13 +397,13 @@ def report(results: list[CaseResult], args) -> None:
         features[name] = {"nonzero": sum(v > 0 for v in values), "auroc": auroc(values, labels)}
         print(f"| {name} | {features[name]['nonzero']} | {features[name]['auroc']:.3f} |")
 
-    calibration = calibration_table(cv, ok)
-    print(f"\nIs the risk a probability? Brier score {calibration['brier']:.3f} against DIVERGED "
-          f"({calibration['brier_base_rate']:.3f} for always predicting the base rate "
-          f"{calibration['base_rate']:.2f}); by gradlint's risk levels:\n")
+    levels = calibration_table(cv, ok)  # not `calibration`: that is the module --fit calls
+    print(f"\nIs the risk a probability? Brier score {levels['brier']:.3f} against DIVERGED "
+          f"({levels['brier_base_rate']:.3f} for always predicting the base rate "
+          f"{levels['base_rate']:.2f}); by gradlint's risk levels:\n")
     print("| risk level | cases | mean risk | diverged (label) | diverged (fraction of seeds) |")
     print("|---|---|---|---|---|")
-    for row in calibration["levels"]:
+    for row in levels["levels"]:
         print(f"| {row['level']} | {row['cases']} | {row['mean_risk']:.2f} | {row['diverged']:.2f} | "
               f"{row['seed_fraction']:.2f} |")
 
@@ -411,7 +411,7 @@ def report(results: list[CaseResult], args) -> None:
     seconds = [r.seconds for r in ok]
     print(f"\ngradlint time per case: median {statistics.median(seconds):.2f} s, max {max(seconds):.2f} s")
     json.dump({"summary": summary, "per_rule": per_rule, "per_rule_severity": by_severity, "features": features,
-               "calibration": calibration,
+               "calibration": levels,
                "cases": [dict(vars(r), cv_risk=s, cv_l2=l2) for r, s, l2 in zip(ok, cv, cv_l2)] + [vars(r) for r in results if r.error]},
               open(args.out, "w"), indent=1, default=float)
     if args.fit:
