@@ -18,9 +18,9 @@ gradlint's risk is a logistic calibration of its rules' evidence (gradlint/risk_
 Its AUROC here is cross-validated: each case is scored by a model fitted without it and without
 its twins (cases sharing a name stem or named in each other's docstrings: twin_groups), and by an
 L2 strength chosen by an inner cross-validation on the other cases (nested), so no case scores
-itself. `--fit PATH` refits the shipped calibration on the whole corpus and writes it. `--rescore`
-reuses the per-case measurements of a previous run (--out) and only recomputes the calibration and
-the metrics.
+itself. `--fit PATH` refits the shipped calibration on the whole corpus, writes it, and compares it
+in-sample with the shipped one (with `--fit-only`, nothing else is computed). `--rescore` reuses the
+per-case measurements of a previous run (--out) and only recomputes the calibration and the metrics.
 """
 
 from __future__ import annotations
@@ -296,11 +296,16 @@ def main() -> None:
                         help="gradlint's --seed (GL604's resampled rows); the shipped calibration uses 0")
     parser.add_argument("--rescore", action="store_true",
                         help="reuse the measurements in --out instead of linting every case again")
+    parser.add_argument("--fit-only", action="store_true",
+                        help="with --fit: refit and compare with the shipped calibration, without the metrics")
     args = parser.parse_args()
     torch.set_num_threads(1)
 
     truth = json.load(open(args.truth))["cases"]
     results = rescored(args.out, truth) if args.rescore else lint_corpus(truth, args)
+    if args.fit and args.fit_only:
+        refit([r for r in results if r.error is None], args)
+        return
     report(results, args)
 
 
@@ -415,10 +420,24 @@ def report(results: list[CaseResult], args) -> None:
                "cases": [dict(vars(r), cv_risk=s, cv_l2=l2) for r, s, l2 in zip(ok, cv, cv_l2)] + [vars(r) for r in results if r.error]},
               open(args.out, "w"), indent=1, default=float)
     if args.fit:
-        l2 = choose_l2([r.evidence for r in ok], labels, groups)
-        model = calibration.fit([r.evidence for r in ok], labels, l2=l2)
-        calibration.save(model, args.fit)
-        print(f"calibration written to {args.fit}")
+        refit(ok, args)
+
+
+def refit(ok: list[CaseResult], args) -> None:
+    """Fit the calibration on every case, write it to args.fit, and compare it in-sample with the
+    shipped one on the same measurements: whether the features moved enough to need a refit."""
+    labels = [r.label == "DIVERGED" for r in ok]
+    evidences = [r.evidence for r in ok]
+    l2 = choose_l2(evidences, labels, twin_groups([r.name for r in ok], args.cases))
+    model = calibration.fit(evidences, labels, l2=l2)
+    calibration.save(model, args.fit)
+    print(f"calibration written to {args.fit} (L2 {l2:g})")
+    for title, fitted in (("shipped gradlint/risk_model.json", risk_model.shipped_model()), ("refit", model)):
+        if fitted is None:
+            continue
+        scores = [risk_model.predict(fitted, e) for e in evidences]
+        brier = statistics.fmean((s - y) ** 2 for s, y in zip(scores, labels))
+        print(f"in-sample on these measurements, {title}: AUROC {auroc(scores, labels):.3f}, Brier {brier:.3f}")
 
 
 if __name__ == "__main__":
