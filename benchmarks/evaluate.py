@@ -11,15 +11,16 @@ baselines:
   - a dry run: 10 real optimizer steps on the example batch, judged by the corpus's own
     divergence criteria (non-finite, grad norm > 1000x step 0 or > 1e6, loss > 10x step 0).
 It prints AUROC of each score against DIVERGED (and against DIVERGED or STALLED), precision,
-recall and false-positive rate at each default threshold, and per-rule precision.
+recall and false-positive rate at each default threshold, per-rule precision, and per rule and
+severity the share of flagged cases that failed to train (benchmarks/severities.py).
 
 gradlint's risk is a logistic calibration of its rules' evidence (gradlint/risk_model.json).
 Its AUROC here is cross-validated: each case is scored by a model fitted without it and without
 its twins (cases sharing a name stem or named in each other's docstrings: twin_groups), and by an
 L2 strength chosen by an inner cross-validation on the other cases (nested), so no case scores
-itself. `--fit PATH` refits the shipped calibration on the whole corpus and writes it. `--rescore`
-reuses the per-case measurements of a previous run (--out) and only recomputes the calibration and
-the metrics.
+itself. `--fit PATH` refits the shipped calibration on the whole corpus, writes it, and compares it
+in-sample with the shipped one (with `--fit-only`, nothing else is computed). `--rescore` reuses the
+per-case measurements of a previous run (--out) and only recomputes the calibration and the metrics.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from gradlint.registry import all_rules  # noqa: E402
 from gradlint import risk as risk_model  # noqa: E402
 
 import calibration  # noqa: E402  (benchmarks/, on sys.path above)
+import severities as severity_precision  # noqa: E402
 
 DRY_RUN_STEPS = 10
 AUTOTRAINER_THRESHOLD = 70.0
@@ -67,6 +69,7 @@ class CaseResult:
     risk: float = float("nan")
     evidence: dict = field(default_factory=dict)  # the risk model's features (gradlint.risk.features)
     codes: list = field(default_factory=list)
+    severities: dict = field(default_factory=dict)  # rule code -> the highest severity of its findings
     passes: dict = field(default_factory=dict)
     seconds: float = 0.0
     autotrainer_ratio: float = float("nan")
@@ -83,6 +86,7 @@ def lint_case(path: str, result: CaseResult, seed: int = 0) -> None:
     result.risk = report.risk
     result.evidence = dict(report.evidence)
     result.codes = sorted({f.code for f in report.findings})
+    result.severities = severity_precision.highest_severities(report.findings)
     result.passes = dict(report.passes)
 
 
@@ -292,11 +296,16 @@ def main() -> None:
                         help="gradlint's --seed (GL604's resampled rows); the shipped calibration uses 0")
     parser.add_argument("--rescore", action="store_true",
                         help="reuse the measurements in --out instead of linting every case again")
+    parser.add_argument("--fit-only", action="store_true",
+                        help="with --fit: refit and compare with the shipped calibration, without the metrics")
     args = parser.parse_args()
     torch.set_num_threads(1)
 
     truth = json.load(open(args.truth))["cases"]
     results = rescored(args.out, truth) if args.rescore else lint_corpus(truth, args)
+    if args.fit and args.fit_only:
+        refit([r for r in results if r.error is None], args)
+        return
     report(results, args)
 
 
@@ -380,6 +389,11 @@ def report(results: list[CaseResult], args) -> None:
             per_rule[rule.code] = {"fires": len(fired), "diverged": hits, "precision": hits / len(fired)}
             print(f"| {rule.code} {rule.name} | {len(fired)} | {hits} | {hits / len(fired):.2f} |")
 
+    print("\nPer rule and severity, the cases flagged and how many failed to train (DIVERGED or STALLED):\n")
+    by_severity = severity_precision.severity_table(
+        [{"name": r.name, "label": r.label, "severities": r.severities} for r in ok])
+    print(severity_precision.markdown(by_severity, [{"label": r.label, "severities": r.severities} for r in ok]))
+
     print("\n| risk feature, alone | cases where > 0 | AUROC (diverged) |")
     print("|---|---|---|")
     features = {}
@@ -388,27 +402,42 @@ def report(results: list[CaseResult], args) -> None:
         features[name] = {"nonzero": sum(v > 0 for v in values), "auroc": auroc(values, labels)}
         print(f"| {name} | {features[name]['nonzero']} | {features[name]['auroc']:.3f} |")
 
-    calibration = calibration_table(cv, ok)
-    print(f"\nIs the risk a probability? Brier score {calibration['brier']:.3f} against DIVERGED "
-          f"({calibration['brier_base_rate']:.3f} for always predicting the base rate "
-          f"{calibration['base_rate']:.2f}); by gradlint's risk levels:\n")
+    levels = calibration_table(cv, ok)  # not `calibration`: that is the module --fit calls
+    print(f"\nIs the risk a probability? Brier score {levels['brier']:.3f} against DIVERGED "
+          f"({levels['brier_base_rate']:.3f} for always predicting the base rate "
+          f"{levels['base_rate']:.2f}); by gradlint's risk levels:\n")
     print("| risk level | cases | mean risk | diverged (label) | diverged (fraction of seeds) |")
     print("|---|---|---|---|---|")
-    for row in calibration["levels"]:
+    for row in levels["levels"]:
         print(f"| {row['level']} | {row['cases']} | {row['mean_risk']:.2f} | {row['diverged']:.2f} | "
               f"{row['seed_fraction']:.2f} |")
 
     print(f"\nL2 strength chosen by the inner cross-validation: {_counts(cv_l2)}")
     seconds = [r.seconds for r in ok]
     print(f"\ngradlint time per case: median {statistics.median(seconds):.2f} s, max {max(seconds):.2f} s")
-    json.dump({"summary": summary, "per_rule": per_rule, "features": features, "calibration": calibration,
+    json.dump({"summary": summary, "per_rule": per_rule, "per_rule_severity": by_severity, "features": features,
+               "calibration": levels,
                "cases": [dict(vars(r), cv_risk=s, cv_l2=l2) for r, s, l2 in zip(ok, cv, cv_l2)] + [vars(r) for r in results if r.error]},
               open(args.out, "w"), indent=1, default=float)
     if args.fit:
-        l2 = choose_l2([r.evidence for r in ok], labels, groups)
-        model = calibration.fit([r.evidence for r in ok], labels, l2=l2)
-        calibration.save(model, args.fit)
-        print(f"calibration written to {args.fit}")
+        refit(ok, args)
+
+
+def refit(ok: list[CaseResult], args) -> None:
+    """Fit the calibration on every case, write it to args.fit, and compare it in-sample with the
+    shipped one on the same measurements: whether the features moved enough to need a refit."""
+    labels = [r.label == "DIVERGED" for r in ok]
+    evidences = [r.evidence for r in ok]
+    l2 = choose_l2(evidences, labels, twin_groups([r.name for r in ok], args.cases))
+    model = calibration.fit(evidences, labels, l2=l2)
+    calibration.save(model, args.fit)
+    print(f"calibration written to {args.fit} (L2 {l2:g})")
+    for title, fitted in (("shipped gradlint/risk_model.json", risk_model.shipped_model()), ("refit", model)):
+        if fitted is None:
+            continue
+        scores = [risk_model.predict(fitted, e) for e in evidences]
+        brier = statistics.fmean((s - y) ** 2 for s, y in zip(scores, labels))
+        print(f"in-sample on these measurements, {title}: AUROC {auroc(scores, labels):.3f}, Brier {brier:.3f}")
 
 
 if __name__ == "__main__":

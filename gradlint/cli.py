@@ -15,7 +15,8 @@ import click
 
 from gradlint import __version__, baseline as baselines, discover, runner, suppress
 from gradlint.config import (
-    CliOptions, ConfigFinder, ModelSettings, parse_size, resolve_rules, resolve_severities, validate_keys,
+    CliOptions, ConfigFinder, ModelSettings, parse_size, resolve_rules, resolve_severities, valid_fail_risk,
+    validate_keys,
 )
 from gradlint.emit import FORMATS, statistics as stats, streaming, suggestions
 from gradlint.emit.style import PLAIN, palette_for
@@ -78,6 +79,8 @@ class _Command(click.Command):
               help="Override the severity of rules by code, prefix, name or family (GL3=info, init=error).")
 @click.option("--fail-on", type=click.Choice(["error", "warning", "info"]),
               help="Lowest severity that makes the exit code 1.  [default: warning]")
+@click.option("--fail-risk", type=float, metavar="P",
+              help="Also exit 1 when a model's risk of diverging is P or more (0 < P <= 1).  [default: off]")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings (load errors still exit 2).")
 @click.option("--config", "config_path", metavar="PATH",
               help="Use this config file for every linted file (a pyproject.toml, or a TOML file with the keys "
@@ -142,11 +145,11 @@ def main(paths, **options) -> None:
     sys.exit(code)
 
 
-def _run(paths, *, output_format, output_file, statistics, suggest_lr, select, extend_select, ignore, severity, fail_on,
-         exit_zero, config_path, isolated, ignore_noqa, baseline_path, write_baseline, list_rules, explain,
-         input_shape, batch_size, lr, optimizer, loss, device, seed, no_probe, thorough, skip_non_models, exclude,
-         extend_exclude, force_exclude, respect_gitignore, show_files, show_settings, jobs, timeout, max_memory,
-         quiet, verbose) -> int:
+def _run(paths, *, output_format, output_file, statistics, suggest_lr, select, extend_select, ignore, severity,
+         fail_on, fail_risk, exit_zero, config_path, isolated, ignore_noqa, baseline_path, write_baseline, list_rules,
+         explain, input_shape, batch_size, lr, optimizer, loss, device, seed, no_probe, thorough, skip_non_models,
+         exclude, extend_exclude, force_exclude, respect_gitignore, show_files, show_settings, jobs, timeout,
+         max_memory, quiet, verbose) -> int:
     if list_rules:
         click.echo(_rule_list(all_rules(), output_format or "concise"), nl=False)
         return EXIT_CLEAN
@@ -155,6 +158,8 @@ def _run(paths, *, output_format, output_file, statistics, suggest_lr, select, e
         return EXIT_CLEAN
     if config_path and isolated:
         raise UsageError("--config and --isolated cannot be used together")
+    if fail_risk is not None and not valid_fail_risk(fail_risk):
+        raise UsageError(f"--fail-risk {fail_risk:g}: give a risk above 0 and at most 1, such as 0.5")
     finder = ConfigFinder(config_path, isolated)
     run_config = finder.for_run()
     cli = CliOptions(
@@ -179,7 +184,8 @@ def _run(paths, *, output_format, output_file, statistics, suggest_lr, select, e
             click.echo(f"gradlint: warning: {clash}", err=True)
     plans = [_plan(target, finder, cli) for target in targets]
     if show_settings:
-        click.echo(settings_text(plans[0] if plans else None, finder, run_config, limits, exclusions), nl=False)
+        click.echo(settings_text(plans[0] if plans else None, finder, run_config, limits, exclusions,
+                                 _first(fail_risk, run_config.fail_risk)), nl=False)
         return EXIT_CLEAN
     ran = [{rule.code for rule in active_rules(settings)} for _, settings, _ in plans]
     fmt = output_format or run_config.output_format or "concise"
@@ -208,7 +214,7 @@ def _run(paths, *, output_format, output_file, statistics, suggest_lr, select, e
         text = stats.render(reports, fmt) if statistics else FORMATS[fmt](reports, quiet=quiet, baseline=baseline_result)
         _write(text, output_file)
     threshold = Severity(fail_on) if fail_on else run_config.fail_on or Severity.WARNING
-    return exit_code(reports, threshold, exit_zero)
+    return exit_code(reports, threshold, exit_zero, _first(fail_risk, run_config.fail_risk))
 
 
 def _lint(plans, ran, parallel: int, limits: runner.Limits, hide, stream, *, quiet: bool, verbose: bool
@@ -377,13 +383,16 @@ def _first(*values):
     return next((v for v in values if v is not None), None)
 
 
-def exit_code(reports, fail_on: Severity, exit_zero: bool) -> int:
+def exit_code(reports, fail_on: Severity, exit_zero: bool, fail_risk: float | None = None) -> int:
+    """With `fail_risk`, a model whose risk is at least that fails the run like a finding at
+    `fail_on`; a model without a risk (it did not run, or --no-probe) cannot reach it."""
     if any(r.error is not None for r in reports):
         return EXIT_ERROR
     if exit_zero:
         return EXIT_CLEAN
     failing = any(f.severity.rank >= fail_on.rank for r in reports for f in r.findings)
-    return EXIT_FINDINGS if failing else EXIT_CLEAN
+    risky = fail_risk is not None and any(r.risk is not None and r.risk >= fail_risk for r in reports)
+    return EXIT_FINDINGS if failing or risky else EXIT_CLEAN
 
 
 def _rule_list(rules, output_format: str) -> str:

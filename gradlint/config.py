@@ -8,6 +8,7 @@ ignores them all. Command-line options beat the file. Reading a config never imp
     [tool.gradlint]
     select = ["GL"]                     # also: extend-select, ignore, external
     fail-on = "error"
+    fail-risk = 0.5                     # also exit 1 when a model's risk is at least this
     baseline = ".gradlint-baseline.json"
     exclude = [".venv", "build"]        # paths never scanned (replaces the defaults); also: extend-exclude
     force-exclude = true                # exclude named paths too (pre-commit names each file)
@@ -60,7 +61,7 @@ from gradlint.selection import Selection, specificity
 
 FORMAT_NAMES = tuple(FORMATS)
 _TOP_KEYS = ("select", "extend-select", "ignore", "external", "per-file-ignores", "severity", "fail-on",
-             "output-format", "baseline", "probe", "models", "jobs", "timeout", "max-memory", "exclude",
+             "fail-risk", "output-format", "baseline", "probe", "models", "jobs", "timeout", "max-memory", "exclude",
              "extend-exclude", "force-exclude", "respect-gitignore")
 _PROBE_KEYS = ("batch-size", "seed", "device", "thorough")
 _MODEL_KEYS = ("factory", "input-shape", "optimizer", "lr", "loss", "gradient-clip-val")
@@ -111,6 +112,7 @@ class Config:
     per_file_ignores: tuple[PathIgnore, ...] = ()
     severity: tuple[tuple[str, Severity], ...] = ()
     fail_on: Severity | None = None
+    fail_risk: float | None = None  # exit 1 when a model's risk is >= this (0 < fail_risk <= 1)
     output_format: str | None = None
     baseline: str | None = None  # absolute
     batch_size: int | None = None
@@ -331,6 +333,7 @@ def _parse(table: Any, path: str, prefix: str, text: str) -> Config:
         per_file_ignores=tuple(per_file),
         severity=tuple(severity),
         fail_on=None if fail_on is None else _severity(fail_on, prefix + "fail-on", where),
+        fail_risk=_fail_risk(table, prefix, where),
         output_format=output_format,
         baseline=os.path.join(root, baseline) if baseline else None,
         batch_size=_positive(probe, "batch-size", int, prefix + "probe.", where),
@@ -409,6 +412,19 @@ def _positive(table: dict, key: str, kind: type, prefix: str, where: str) -> Any
     if value <= 0:
         raise UsageError(f"{where}: {prefix}{key} must be positive, not {value!r}")
     return value
+
+
+def _fail_risk(table: dict, prefix: str, where: str) -> float | None:
+    value = _typed(table, "fail-risk", float, prefix, where)
+    if value is not None and not valid_fail_risk(value):
+        raise UsageError(f"{where}: {prefix}fail-risk must be a probability above 0 and at most 1, not {value!r}")
+    return value
+
+
+def valid_fail_risk(value: float) -> bool:
+    """A risk threshold: a probability above 0 (a threshold of 0 would fail every model that has
+    a risk at all) and at most 1 (the highest risk there is)."""
+    return math.isfinite(value) and 0 < value <= 1
 
 
 # torch.manual_seed (and torch.Generator.manual_seed) take any 64-bit integer, unsigned or

@@ -185,7 +185,8 @@ def describe_optimizer(optimizer: Any) -> OptimizerInfo:
         lr=float(lr.item() if hasattr(lr, "item") else lr),
         momentum=float(group.get("momentum", 0.0) or 0.0),
         betas=tuple(float(b) for b in betas) if betas is not None else None,
-        eps=float(group["eps"]) if group.get("eps") is not None else None,
+        # Adafactor's eps is a pair (eps1, eps2), and may hold None: no single number to describe it.
+        eps=float(group["eps"]) if isinstance(group.get("eps"), (int, float)) else None,
         weight_decay=float(group.get("weight_decay", 0.0) or 0.0),
         nesterov=bool(group.get("nesterov", False)),
     )
@@ -248,7 +249,8 @@ def _with_schedule_peak(info: OptimizerInfo, configured: Any, optimizer: Any, as
     if peak.interval == "epoch":
         assumptions.append(f"optimizer: {peak.scheduler} steps once per epoch (Lightning's default interval); "
                            "its peak over the first epochs is checked")
-    return replace(info, peak_lr=peak.lr, schedule=peak.describe(), scheduler=peak.scheduler)
+    return replace(info, peak_lr=peak.lr, schedule=peak.describe(), scheduler=peak.scheduler, peak_step=peak.step,
+                   peak_interval=peak.interval)
 
 
 def find_scheduler(configured: Any) -> tuple[Any, str, int] | None:

@@ -33,10 +33,13 @@ from gradlint.measure.first_step import FirstStep, first_step
 from gradlint.measure.gradients import Observed, observed
 from gradlint.measure.graph import DepthProfile, ResidualChain, depth_profile, residual_chains
 from gradlint.measure.hessian import top_eigenvalue
-from gradlint.measure.lookahead import LookaheadRun, lookahead_run
+from gradlint.measure.lookahead import RESAMPLED, LookaheadRun, lookahead_run
 from gradlint.measure import memory
 from gradlint.measure.optimizer import OptimizerSite, optimizer_site
 from gradlint.measure.recurrent import TimeProfile, gradient_through_time
+from gradlint.measure.scale import (
+    cross_entropy_loss, downscaled_residual_outputs, output_weights, scale_invariant_weights,
+)
 from gradlint.measure.signal import SignalFlow
 from gradlint.measure.surface import LossSurface, loss_surface
 from gradlint.optimizers import UnsupportedOptimizer
@@ -120,11 +123,29 @@ class RuleContext:
                 return None
         return step if step is not None and math.isfinite(step.loss) else None
 
-    def top_eigenvalue(self, iterations: int, restarts: int = 0, start: Any = None) -> float:
+    def top_eigenvalue(self, iterations: int, restarts: int = 0, start: Any = None,
+                       fixed: frozenset = frozenset()) -> float:
         """The top Hessian eigenvalue of the example-batch loss by Lanczos, from `start` (the
-        gradient is a good guess) and `restarts` random vectors (measure.hessian)."""
-        return self.measure(("top_eigenvalue", iterations, restarts), lambda: self._with_surface(
-            lambda surface: top_eigenvalue(surface, iterations, start=start, restarts=restarts).value))
+        gradient is a good guess) and `restarts` random vectors; with the parameters named in
+        `fixed` held still, that of the Hessian over the others (measure.hessian)."""
+        return self.measure(("top_eigenvalue", iterations, restarts, fixed), lambda: self._with_surface(
+            lambda surface: top_eigenvalue(surface, iterations, start=start, restarts=restarts,
+                                           fixed=fixed).value))
+
+    def scale_invariant_weights(self) -> frozenset[str]:
+        """Names of the weights whose scale a normalization after them divides out: the loss sees
+        only their direction (measure.scale). Needs the trace."""
+        return self.measure("scale_invariant_weights", lambda: scale_invariant_weights(self.trace, self.model))
+
+    def output_weights(self) -> frozenset[str]:
+        """The weight of the layer that produces the model's output (measure.scale). Needs the trace."""
+        return self.measure("output_weights", lambda: output_weights(self.trace, self.model))
+
+    def downscaled_residual_outputs(self) -> dict[str, float]:
+        """Residual branches' last weights initialized below their branch's scale (GPT-2's
+        output projections): parameter name -> the RMS at the branch's scale (measure.scale)."""
+        return self.measure("downscaled_residual_outputs",
+                            lambda: downscaled_residual_outputs(self.trace, self.model))
 
     def lookahead(self, steps: int, flop_budget: float | None, rows: int | None = None,
                   counted: float | None = None) -> LookaheadRun:
@@ -318,7 +339,7 @@ from gradlint.measure.numerics import (  # noqa: E402
 )
 from gradlint.measure.optimizer import (  # noqa: E402
     assumed_optimizer, clipping_note, first_update_ratios, format_lr, is_piecewise_linear, lr_name, stability_bound,
-    warmup_hint,
+    warmed_up, warmup_hint, warmup_steps,
 )
 from gradlint.measure.recurrent import clipping_mitigates, gate_radii, recurrent_layers  # noqa: E402
 from gradlint.measure.signal import (  # noqa: E402
@@ -341,14 +362,14 @@ __all__ = [
     "Observed", "OptimizerSite", "Probe", "ResidualChain", "SignalFlow", "TimeProfile", "Trace",
     # reading them
     "BOUNDING", "DEFAULT_LR", "EPS_GUARDS", "MAX_LOGIT", "MIN_ENTROPY", "MIN_HEAD_DIM", "MODEL_INPUT", "NEGATIONS",
-    "NONNEGATIVE", "PASS_THROUGH", "RECTIFIERS", "SATURATING", "SOFTMAXES", "TRANSPARENT",
+    "NONNEGATIVE", "PASS_THROUGH", "RECTIFIERS", "RESAMPLED", "SATURATING", "SOFTMAXES", "TRANSPARENT",
     "assumed_optimizer", "backward_profile", "branch_nodes", "branch_tail", "call_argument", "call_name",
-    "clipping_mitigates", "clipping_note", "critical_gain_squared", "depends_on_data", "depth_fix", "display_path",
+    "clipping_mitigates", "clipping_note", "critical_gain_squared", "cross_entropy_loss", "depends_on_data", "depth_fix", "display_path",
     "enclosing", "encoder_call", "expression_at", "finite_absmax", "first_update_ratios", "format_lr",
     "forward_reaches", "gate_radii", "growth", "has_weight_matrix", "init_call", "input_node", "is_batch_norm",
     "is_fan_in_scaled", "is_layer_norm", "is_library_file", "is_norm", "is_normalization", "is_piecewise_linear",
     "is_weighted", "label", "longest_run", "lookahead", "lr_name", "mean_squared_slope", "parsed_source",
     "recurrent_layers", "relative_sensitivities", "replace_in_line", "scores_fix_code", "sci", "segment",
-    "shared_rows", "sited_path", "skip_and_branch", "stability_bound", "stream_source", "upstream", "warmup_hint",
-    "weight_gain", "worst_sites",
+    "shared_rows", "sited_path", "skip_and_branch", "stability_bound", "stream_source", "upstream", "warmed_up",
+    "warmup_hint", "warmup_steps", "weight_gain", "worst_sites",
 ]

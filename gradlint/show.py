@@ -9,8 +9,9 @@ import os
 from typing import Any
 
 
-def settings_text(plan, finder, run_config, limits, exclusions) -> str:
-    """`plan` is the first target's (target, Settings, Overrides), or None when nothing is linted."""
+def settings_text(plan, finder, run_config, limits, exclusions, fail_risk=None) -> str:
+    """`plan` is the first target's (target, Settings, Overrides), or None when nothing is linted;
+    `fail_risk` the run's risk threshold (--fail-risk, else the config's; None: off)."""
     if plan is None:
         return "No file to lint: nothing to resolve settings for.\n"
     target, settings, overrides = plan
@@ -22,6 +23,7 @@ def settings_text(plan, finder, run_config, limits, exclusions) -> str:
              f"select = {_toml([rule.code for rule in settings.rules])}",
              f"severity = {_toml(dict(settings.severities))}",
              f"fail-on = {_toml((run_config.fail_on.value if run_config.fail_on else 'warning'))}",
+             f"fail-risk = {_toml(fail_risk)}",
              f"output-format = {_toml(run_config.output_format or 'concise')}",
              f"baseline = {_toml(run_config.baseline)}",
              f"exclude = {_toml(list(exclusions.patterns))}",

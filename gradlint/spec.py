@@ -25,6 +25,8 @@ class OptimizerInfo:
     peak_lr: float | None = None
     schedule: str | None = None
     scheduler: str | None = None  # the scheduler's class name, e.g. OneCycleLR
+    peak_step: int | None = None  # the step (or epoch, by peak_interval) at which the peak is reached
+    peak_interval: str | None = None  # "step" or "epoch": how often the scheduler steps
     # gradlint's default, not the file's: the file has no configure_optimizers (findings say so).
     assumed: bool = False
 

@@ -151,6 +151,53 @@ def test_fail_on_threshold(workdir):
     assert gradlint("mild.py", "--fail-on", "error")[0] == 0
 
 
+def healthy_concise() -> str:
+    """healthy.py's concise report under --select GL201: no finding, the base-rate risk."""
+    return (f"healthy.py::build_model: {no_evidence_risk('GL201')}\n"
+            "  assumed optimizer: AdamW(lr=0.001) (no configure_optimizers)\n"
+            "  assumed loss: cross-entropy against random labels (no loss_fn)\n"
+            "Found 0 findings in 1 model.\n")
+
+
+def test_fail_risk_fails_a_model_at_or_above_the_threshold(workdir):
+    # healthy.py has no finding, and under --select GL201 its risk is the calibration's base rate, exactly
+    # risk.combine([], {}); a threshold at that value fails it (>=), the next float above does not. The
+    # output is the same either way: only the exit code says the risk crossed the threshold.
+    import math
+
+    from gradlint import risk
+
+    base = risk.combine([], {})
+    assert gradlint("healthy.py", "--fail-risk", repr(base)) == (1, healthy_concise())
+    assert gradlint("healthy.py", "--fail-risk", repr(math.nextafter(base, 1.0))) == (0, healthy_concise())
+    assert gradlint("healthy.py", "--fail-risk", repr(base), "--exit-zero") == (0, healthy_concise())
+
+
+def test_fail_risk_fails_a_run_the_findings_do_not(workdir):
+    # broken.py's GL201 finding, made an info, no longer fails the run at --fail-on error, but its weight
+    # still lifts the risk above healthy.py's base rate: a threshold between the two fails broken.py alone.
+    message, _ = measured(workdir)
+    model = json.loads(gradlint("--format", "json", "broken.py")[1])["models"][0]
+    between = f"{(model['risk'] + risk_of_base()) / 2:.4f}"
+    quiet = ["-q", "--severity", "GL201=info", "--fail-on", "error"]
+    line = f"broken.py:8:20: GL201 [info] fc1: {message}\n"
+    assert gradlint(*quiet, "broken.py") == (0, line)
+    assert gradlint(*quiet, "broken.py", "--fail-risk", between) == (1, line)
+    assert gradlint(*quiet, "healthy.py", "--fail-risk", between) == (0, "")
+
+
+def test_fail_risk_ignores_models_without_a_risk(workdir):
+    # --no-probe runs no model, so there is no risk to hold against the threshold.
+    code, out = gradlint("--no-probe", "-q", "healthy.py", "--fail-risk", "0.0001")
+    assert (code, out) == (0, "")
+
+
+def risk_of_base() -> float:
+    from gradlint import risk
+
+    return risk.combine([], {})
+
+
 def test_unknown_selector_message(workdir):
     result = CliRunner().invoke(main, ["--select", "GL9999", "healthy.py"])
     assert result.output == ("gradlint: error: unknown rule selector 'GL9999': matches no rule code or name "
@@ -223,6 +270,10 @@ def test_colour_follows_the_terminal():
     (["--timeout", "-5"], "--timeout -5: give a number of seconds, or 0 for no limit"),
     (["--max-memory", "lots"], "--max-memory: 'lots' is not a memory size such as 8GB or 512MB"),
     (["-j", "0"], "Invalid value for '-j' / '--jobs': 0 is not in the range x>=1."),
+    (["--fail-risk", "0"], "--fail-risk 0: give a risk above 0 and at most 1, such as 0.5"),
+    (["--fail-risk", "1.5"], "--fail-risk 1.5: give a risk above 0 and at most 1, such as 0.5"),
+    (["--fail-risk", "nan"], "--fail-risk nan: give a risk above 0 and at most 1, such as 0.5"),
+    (["--fail-risk", "high"], "Invalid value for '--fail-risk': 'high' is not a valid float."),
     (["--nope"], "No such option '--nope'. (Did you mean one of: '--ignore', '--no-probe'?) (see gradlint --help)"),
 ])
 def test_bad_settings_are_one_line_usage_errors(workdir, args, message):

@@ -84,6 +84,18 @@ def test_fail_on_and_output_format_from_the_file(workdir):
     assert run("--fail-on", "warning", "--format", "concise", "-q", "mild.py")[0] == 1
 
 
+def test_fail_risk_from_the_file(workdir):
+    # model.py's GL201 error fails the run; made an info, only the risk can, and a threshold of 1 (no
+    # risk reaches it) or the command line's own threshold decides. The base rate of a model with no
+    # evidence is below any risk GL201's finding gives.
+    config(workdir, '[tool.gradlint]\nfail-on = "error"\nfail-risk = 0.0001\n[tool.gradlint.severity]\nGL201 = "info"\n')
+    assert run("-q", "model.py")[0] == 1
+    assert run("-q", "model.py", "--fail-risk", "1")[0] == 0  # the command line beats the file
+    config(workdir, '[tool.gradlint]\nfail-on = "error"\nfail-risk = 1\n[tool.gradlint.severity]\nGL201 = "info"\n')
+    assert run("-q", "model.py")[0] == 0
+    assert "fail-risk = 1.0\n" in run("--show-settings", "model.py")[1]
+
+
 @pytest.mark.parametrize("file,cli,severity", [
     ('GL201 = "warning"', [], "warning"),
     ('GL2 = "info"', [], "info"),
@@ -163,7 +175,8 @@ def test_healthy_model_with_full_config(workdir):
     ('[tool.gradlint]\nselct = ["GL2"]\n', "unknown key tool.gradlint.selct; did you mean 'select'?"),
     ('[tool.gradlint]\nfail_on = "error"\n', "unknown key tool.gradlint.fail_on; did you mean 'fail-on'?"),
     ('[tool.gradlint]\nxyz = 1\n', "unknown key tool.gradlint.xyz (expected one of: select, extend-select, ignore, "
-                                   "external, per-file-ignores, severity, fail-on, output-format, baseline, probe, "
+                                   "external, per-file-ignores, severity, fail-on, fail-risk, output-format, baseline, "
+                                   "probe, "
                                    "models, jobs, timeout, max-memory, exclude, extend-exclude, force-exclude, respect-gitignore)"),
     ('[tool.gradlint]\nselect = "GL2"\n', "tool.gradlint.select must be a list of strings, not a string"),
     ('[tool.gradlint]\nselect = ["GL299"]\n', "tool.gradlint.select: unknown rule selector 'GL299': matches no "
@@ -172,6 +185,11 @@ def test_healthy_model_with_full_config(workdir):
      "'INIT-SCALE-TOO-BIG': matches no rule code or name (see gradlint --list-rules)"),
     ('[tool.gradlint]\nfail-on = "fatal"\n', "tool.gradlint.fail-on: unknown severity 'fatal' "
                                              "(expected error, warning or info)"),
+    ('[tool.gradlint]\nfail-risk = 0\n', "tool.gradlint.fail-risk must be a probability above 0 and at most 1, "
+                                         "not 0.0"),
+    ('[tool.gradlint]\nfail-risk = 1.5\n', "tool.gradlint.fail-risk must be a probability above 0 and at most 1, "
+                                           "not 1.5"),
+    ('[tool.gradlint]\nfail-risk = "high"\n', "tool.gradlint.fail-risk must be a number, not a string"),
     ('[tool.gradlint]\noutput-format = "xml"\n', "tool.gradlint.output-format: 'xml' is not one of concise, full, "
                                                  "json, json-lines, sarif, github, html"),
     ('[tool.gradlint]\nbaseline = 1\n', "tool.gradlint.baseline must be a string, not an integer"),

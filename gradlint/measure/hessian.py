@@ -29,7 +29,7 @@ class Eigen:
 
 
 def top_eigenvalue(surface: LossSurface, iterations: int, start: Sequence[Any] | None = None,
-                   restarts: int = 0) -> Eigen:
+                   restarts: int = 0, fixed: frozenset = frozenset()) -> Eigen:
     """The largest Hessian eigenvalue, by Lanczos iteration on Hessian-vector products (as
     PyHessian, arXiv:1912.07145, and Cohen et al.'s edge-of-stability code do; reimplemented).
 
@@ -37,18 +37,36 @@ def top_eigenvalue(surface: LossSurface, iterations: int, start: Sequence[Any] |
     misled by a large negative eigenvalue. It starts from `start` (the gradient is a good
     guess: it lies mostly in the top eigenspace, Gur-Ari et al. 2018, arXiv:1812.04754), then
     from `restarts` random vectors, and returns the largest estimate. Each iteration is one HVP.
+
+    Parameters named in `fixed` are held still: the eigenvalue is that of the Hessian restricted
+    to the others (its principal submatrix), the curvature along directions that leave them as
+    they are. A model whose parameters are all fixed has curvature 0.
     """
     import torch
 
+    keep = tuple(name not in fixed for name in surface.names)
+    if not any(keep):
+        return Eigen(0.0, 0, True)
     generator = torch.Generator().manual_seed(surface.seed)
     starts = [start] if start is not None else []
     while len(starts) < 1 + restarts:
         starts.append([random_like(p, generator) for p in surface.params])
-    estimates = [_lanczos(surface, vector, iterations) for vector in starts]
+    starts = [_restricted(vector, keep) for vector in starts]
+    if not all(keep):
+        starts = [v if norm(v) > 0 else _restricted([random_like(p, generator) for p in surface.params], keep)
+                  for v in starts]  # a start that lay wholly along the fixed parameters
+    estimates = [_lanczos(surface, vector, iterations, keep) for vector in starts]
     return max(estimates, key=lambda estimate: estimate.value)
 
 
-def _lanczos(surface: LossSurface, start: Sequence[Any], iterations: int) -> Eigen:
+def _restricted(vector: Sequence[Any], keep: Sequence[bool]) -> tuple:
+    """`vector` with the entries of fixed parameters set to zero."""
+    import torch
+
+    return tuple(v if k else torch.zeros_like(v) for v, k in zip(vector, keep))
+
+
+def _lanczos(surface: LossSurface, start: Sequence[Any], iterations: int, keep: Sequence[bool]) -> Eigen:
     """The top Ritz value of `iterations` Lanczos steps, with full reorthogonalization (the
     basis is small). Stops early once the Ritz residual |beta_k * s_k| is below
     EIGEN_TOLERANCE times the value: the estimate is then within that of an eigenvalue."""
@@ -60,6 +78,8 @@ def _lanczos(surface: LossSurface, start: Sequence[Any], iterations: int) -> Eig
     value = 0.0
     for step in range(1, iterations + 1):
         w = surface.hvp(basis[-1])
+        if not all(keep):
+            w = _restricted(w, keep)
         alphas.append(dot(w, basis[-1]))
         for vector in basis:  # full reorthogonalization: subtract every earlier direction
             w = axpy(-dot(w, vector), vector, w)

@@ -52,7 +52,10 @@ class UpdateRatio:
     module: str  # its module's path
     ratio: float
     update_rms: float
-    weight_rms: float
+    weight_rms: float  # what the update is measured against: the weight's RMS, or its branch's scale
+    # The weight starts below its residual branch's scale (measure.scale): weight_rms is the RMS it
+    # would have at that scale, and `initial_rms` its own.
+    initial_rms: float | None = None
 
 
 # Below this RMS a tensor counts as zero-initialized (ReZero/SkipInit scalars, Fixup's zeroed
@@ -60,7 +63,8 @@ class UpdateRatio:
 ZERO_INIT_RMS = 1e-8
 
 
-def first_update_ratios(step: Any) -> list[UpdateRatio]:
+def first_update_ratios(step: Any, scale_invariant: frozenset = frozenset(),
+                        branch_scale: dict | None = None) -> list[UpdateRatio]:
     """Per weight tensor (2-D and up), the size of the first update relative to the weight.
 
     Biases, norm gains and scalars are left out: they start at 0 or 1 by design and their
@@ -70,7 +74,13 @@ def first_update_ratios(step: Any) -> list[UpdateRatio]:
     the layer's initialization, and a zero weight has none to rewrite: Fixup, ReZero and SkipInit
     start a residual branch's last layer (or gain) at zero so that the branch grows from nothing,
     and they train fine. How far that first step moves the network's output is what GL603 and
-    GL604 measure.
+    GL604 measure. For the same reason a weight that starts below its residual branch's scale
+    (GPT-2's 1/sqrt(2 n_layer) output projections; `branch_scale`, parameter name -> the RMS at
+    the branch's scale, from measure.scale) is measured against that scale.
+
+    Weights in `scale_invariant` (parameter names, measure.scale) have no ratio: a normalization
+    after them divides their norm out, so an update large against the weight turns it and grows
+    it, and cannot blow the network up.
 
     The other way round, a weight whose first update is zero has ratio 0: it does not move on
     this step. That is the first layer of such a branch (the zero weight after it blocks its
@@ -80,10 +90,13 @@ def first_update_ratios(step: Any) -> list[UpdateRatio]:
     ratios = []
     for tensor in step.tensors:
         if tensor.dim < 2 or not (math.isfinite(tensor.weight_rms) and math.isfinite(tensor.update_rms)) \
-                or tensor.weight_rms < ZERO_INIT_RMS:
+                or tensor.weight_rms < ZERO_INIT_RMS or tensor.name in scale_invariant:
             continue
-        ratios.append(UpdateRatio(tensor.name, tensor.name.rpartition(".")[0], tensor.update_rms / tensor.weight_rms,
-                                  tensor.update_rms, tensor.weight_rms))
+        reference = (branch_scale or {}).get(tensor.name)
+        scaled = reference is not None and reference > tensor.weight_rms
+        against = reference if scaled else tensor.weight_rms
+        ratios.append(UpdateRatio(tensor.name, tensor.name.rpartition(".")[0], tensor.update_rms / against,
+                                  tensor.update_rms, against, tensor.weight_rms if scaled else None))
     return sorted(ratios, key=lambda r: -r.ratio)
 
 
@@ -112,6 +125,31 @@ def assumed_optimizer(ctx: RuleContext) -> str:
 # Untuned linear warmup for Adam-type optimizers: 2 / (1 - beta2) steps (Ma & Yarats 2019,
 # arXiv:1910.04209; docs/theory.md D6): 2000 for beta2 = 0.999.
 WARMUP_FACTOR = 2
+
+
+# How long a rise to the peak must be to count as a warmup for optimizers without Adam's moment
+# estimates: the "first few hundred steps" warmup_hint proposes to them, at its short end.
+MIN_WARMUP_STEPS = 100
+
+
+def warmup_steps(optimizer: Any) -> float:
+    """The warmup an optimizer needs: 2 / (1 - beta2) steps for Adam-type optimizers, whose
+    second-moment estimate averages over ~1 / (1 - beta2) steps and is noisy before (Ma & Yarats
+    2019); MIN_WARMUP_STEPS for the others."""
+    if optimizer.betas and optimizer.betas[1] < 1:
+        return WARMUP_FACTOR / (1 - optimizer.betas[1])
+    return MIN_WARMUP_STEPS
+
+
+def warmed_up(optimizer: Any) -> bool:
+    """The LR schedule starts below its peak and rises to it over at least warmup_steps (the
+    steps gradlint followed it for, when it is still rising at the end of them). A schedule
+    stepped per epoch counts whatever its length: an epoch is rarely under a hundred steps."""
+    if optimizer is None or optimizer.peak_lr is None or optimizer.peak_step is None:
+        return False
+    if optimizer.lr >= optimizer.peak_lr:
+        return False
+    return optimizer.peak_interval == "epoch" or optimizer.peak_step >= warmup_steps(optimizer)
 
 
 def lr_name(optimizer: Any) -> str:

@@ -20,7 +20,8 @@ class InitScaleTooLarge(Rule):
     value for the activation that follows them: Var(W) * fan_in against 2 for ReLU-like
     activations (He), 1 for tanh, sigmoid, SELU and linear outputs (LeCun/Xavier). Layers
     whose output goes straight into a normalization layer are skipped: the norm divides the
-    scale out, forward and backward.
+    scale out, forward and backward. So is the layer producing the model's output, which
+    multiplies nothing after it: its scale is the output's, which GL205 measures.
 
     ## Why is this bad?
     Each layer multiplies the mean square of the signal, forward and backward, by
@@ -105,8 +106,13 @@ def build_model():
 
     def check(self, ctx: RuleContext):
         flow = ctx.signal_flow()
+        # The layer producing the model's output multiplies nothing after it: its scale is the
+        # output's, which GL205 measures, and the gradient it sends back is the optimizer rules'.
+        # (T5's output layer, tied to an N(0, 1) embedding, reads its input scaled by d_model**-0.5;
+        # a BatchNorm net's classifier reads unit-scale features whatever its init.)
+        output = ctx.output_weights()
         for layer in ctx.trace.layers:
-            if not is_fan_in_scaled(layer):
+            if not is_fan_in_scaled(layer) or _weight_name(ctx, layer) in output:
                 continue
             link = flow.link(layer)
             if link.end is not None and is_normalization(link.end.name):
@@ -131,3 +137,8 @@ def build_model():
                 severity=Severity.ERROR if ratio >= RATIO_ERROR else Severity.WARNING,
                 weight=min(0.9, 0.15 * (ratio / RATIO_WARNING)),
             )
+
+
+def _weight_name(ctx: RuleContext, layer) -> str | None:
+    weight = getattr(layer.module, "weight", None)
+    return next((name for name, parameter in ctx.model.named_parameters() if parameter is weight), None)

@@ -34,7 +34,9 @@ class PostLnDeep(Rule):
     ## What it does
     Flags Transformer-style stacks of 6 or more Post-LN blocks, x = LayerNorm(x + f(x)) (the
     default of `nn.TransformerEncoderLayer`, `norm_first=False`), weighing the finding by the
-    optimizer's learning rate against the rate at which such stacks fail without warmup.
+    optimizer's learning rate against the rate at which such stacks fail without warmup. A
+    block is a layer of the stack with its attention and feed-forward sublayers: BERT's
+    12 layers, two Post-LN norms each, are 12 blocks.
 
     ## Why is this bad?
     In a Post-LN block every LayerNorm sits on the residual path, so the identity path is
@@ -109,6 +111,36 @@ class Block(nn.Module):
 
 def build_model():
     return nn.Sequential(nn.Linear(8, 16), *[Block() for _ in range(8)], nn.Linear(16, 4))
+''', '''
+import torch
+import torch.nn as nn
+
+class AddNorm(nn.Module):  # BERT's layout: each sub-layer's output module holds its own Post-LN norm
+    def __init__(self, inputs):
+        super().__init__()
+        self.dense = nn.Linear(inputs, 16)
+        self.LayerNorm = nn.LayerNorm(16)  # expect: GL402
+
+    def forward(self, hidden, residual):
+        return self.LayerNorm(residual + self.dense(hidden))
+
+class Layer(nn.Module):  # two Post-LN norms, in two submodules: one block
+    def __init__(self):
+        super().__init__()
+        self.attention = nn.Linear(16, 16)
+        self.attention_output = AddNorm(16)
+        self.intermediate = nn.Linear(16, 32)
+        self.output = AddNorm(32)
+
+    def forward(self, x):
+        x = self.attention_output(self.attention(x), x)
+        return self.output(torch.relu(self.intermediate(x)), x)
+
+def build_model():
+    return nn.Sequential(nn.Linear(8, 16), *[Layer() for _ in range(6)], nn.Linear(16, 4))
+
+def configure_optimizers(model):
+    return torch.optim.Adam(model.parameters(), lr=5e-3)
 ''')
     VALID = ('''
 import torch
@@ -148,6 +180,36 @@ class Block(nn.Module):
 
 def build_model():
     return nn.Sequential(nn.Linear(8, 16), *[Block() for _ in range(8)], nn.LayerNorm(16), nn.Linear(16, 4))
+''', '''
+import torch
+import torch.nn as nn
+
+class AddNorm(nn.Module):  # BERT's layout: each sub-layer's output module holds its own Post-LN norm
+    def __init__(self, inputs):
+        super().__init__()
+        self.dense = nn.Linear(inputs, 16)
+        self.LayerNorm = nn.LayerNorm(16)
+
+    def forward(self, hidden, residual):
+        return self.LayerNorm(residual + self.dense(hidden))
+
+class Layer(nn.Module):  # two Post-LN norms, in two submodules: one block
+    def __init__(self):
+        super().__init__()
+        self.attention = nn.Linear(16, 16)
+        self.attention_output = AddNorm(16)
+        self.intermediate = nn.Linear(16, 32)
+        self.output = AddNorm(32)
+
+    def forward(self, x):
+        x = self.attention_output(self.attention(x), x)
+        return self.output(torch.relu(self.intermediate(x)), x)
+
+def build_model():
+    return nn.Sequential(nn.Linear(8, 16), *[Layer() for _ in range(5)], nn.Linear(16, 4))
+
+def configure_optimizers(model):
+    return torch.optim.Adam(model.parameters(), lr=5e-3)
 ''')
 
     def check(self, ctx: RuleContext):
@@ -207,10 +269,22 @@ def _post_ln_norms(trace) -> list:
 
 
 def _block_count(norms: list) -> int:
-    """Blocks holding Post-LN norms: one per module that runs them (two norms per encoder
-    layer), or a norm pair per block when one forward() runs the whole stack."""
-    per_block = Counter(n.path.rpartition(".")[0] if n.kind == "layer" else n.path for n in norms)
+    """Blocks holding Post-LN norms: one per repeated block, the module at the last numbered
+    step of a norm's path (`encoder.layer.3` for BERT's `encoder.layer.3.attention.output.LayerNorm`
+    and `encoder.layer.3.output.LayerNorm`, so its two norms per layer count once); without a
+    numbered step, one per module that runs norms; and a norm pair per block when one forward()
+    runs the whole stack."""
+    per_block = Counter(_block_of(n) for n in norms)
     return sum(max(1, count // 2) for count in per_block.values())
+
+
+def _block_of(norm) -> str:
+    path = norm.path if norm.kind == "layer" else norm.path + ".?"  # an op: the module that ran it
+    parts = path.split(".")
+    numbered = [i for i, part in enumerate(parts[:-1]) if part.isdigit()]
+    if numbered:  # a ModuleList or Sequential entry: the repeated block
+        return ".".join(parts[:numbered[-1] + 1])
+    return path.rpartition(".")[0]
 
 
 def _severity(ratio: float, adaptive: bool) -> Severity:

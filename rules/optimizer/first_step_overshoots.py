@@ -6,7 +6,7 @@ import math
 
 from gradlint.rule import (
     Rule, RuleContext, Fix, Severity, Stage, assumed_optimizer, clipping_note, format_lr, lookahead, lr_name,
-    warmup_hint,
+    warmed_up, warmup_hint,
 )
 
 # The measured quantity is rho = (loss before - loss after) / (-g . update): the share of the
@@ -33,8 +33,10 @@ class FirstStepOvershoots(Rule):
     the gradient predicts (-g . update) that the step realizes. rho < 0.1 warns, rho < -1 (the
     loss rises by more than it should have fallen) is an error. It then halves the learning
     rate until a step realizes a quarter of its predicted decrease, and proposes that lr.
-    Under an LR schedule the step is taken at the schedule's peak lr. Models over 256 MB of
-    parameters skip it unless `--thorough` (the shifted parameters are a second copy).
+    Under an LR schedule the step is taken at the schedule's peak lr; when the schedule warms
+    up over at least 2/(1-beta2) steps, the first step is taken at its starting lr instead, and
+    only the error (rho < -1) is checked at the peak. Models over 256 MB of parameters skip it
+    unless `--thorough` (the shifted parameters are a second copy).
 
     ## Why is this bad?
     Adam's first step is about lr * sign(g) in every weight, whatever the curvature: its size
@@ -118,6 +120,12 @@ def configure_optimizers(model):
         ctx.record("adam_step_curvature", min(2 * (1 - rho), 10.0))
         if rho >= RHO_WARNING:
             return
+        if warmed_up(optimizer) and rho >= RHO_ERROR:
+            # A warmup takes the first steps at its starting lr, while Adam's second-moment estimate
+            # settles: the warning is about those steps, and the first step is linear in lr. Past
+            # the divergence mark the peak stays an error, whatever came before it.
+            yield from self._at_warmup_start(ctx, step)
+            return
         q = 2 * (1 - rho)
         site = ctx.optimizer_site()
         if math.isfinite(loss_after):
@@ -132,6 +140,26 @@ def configure_optimizers(model):
             f"{measured}{clipping_note(ctx, step)}{assumed_optimizer(ctx)}",
             location=site.location,
             fix=_fix(optimizer, safe_scale, halvings, site),
+            severity=Severity.ERROR if rho < RHO_ERROR else Severity.WARNING,
+            weight=_weight(q),
+        )
+
+
+    def _at_warmup_start(self, ctx: RuleContext, step):
+        optimizer = ctx.spec.optimizer
+        scale = optimizer.lr / optimizer.checked_lr
+        with ctx.loss_surface() as surface:
+            rho = _realized(step, lookahead(surface, step, scale), scale) if scale > 0 else 1.0
+        if rho >= RHO_WARNING:
+            return
+        q = 2 * (1 - rho)
+        yield self.finding(
+            ctx,
+            f"the first {optimizer.name} step, at the {optimizer.scheduler}'s starting lr {optimizer.lr:g}, realizes "
+            f"{rho:.0%} of the decrease its gradient predicts: along the update lr x curvature = {q:.3g} (stable "
+            f"below 2, diverging above ~4){clipping_note(ctx, step)}",
+            location=ctx.optimizer_site().location,
+            fix=f"start the warmup lower (lr <= {format_lr(optimizer.lr / 2)})",
             severity=Severity.ERROR if rho < RHO_ERROR else Severity.WARNING,
             weight=_weight(q),
         )

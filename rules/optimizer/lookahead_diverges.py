@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 
 from gradlint.rule import (
-    Rule, RuleContext, Fix, LookaheadRun, Severity, Stage, assumed_optimizer, format_lr, lr_name, shared_rows,
-    warmup_hint,
+    RESAMPLED, Rule, RuleContext, Fix, LookaheadRun, Severity, Stage, assumed_optimizer, format_lr, lr_name,
+    shared_rows, warmup_hint,
 )
 
 # A few real optimizer steps on a copy of the model, twice: on the example batch repeated, and on
@@ -40,7 +40,15 @@ FLOP_BUDGET = 80e9
 MAX_DECADES = 3.0
 LOSS_GROWTH_ERROR = 10.0
 GRAD_GROWTH_ERROR = 1000.0
+# A loss that doubles is an info: of the 13 corpus cases flagged so (and not at the error marks),
+# 6 failed to train, fewer than half (BENCHMARKS.md, "Severities"); 37 of the 41 at the error marks did.
 LOSS_GROWTH_WARNING = 2.0
+# Batches drawn from the example batch differ from step to step, and so does their loss: one
+# batch of 8 rows drawn with replacement, in a small BatchNorm ResNet-18 at the CIFAR recipe's lr 0.1
+# (benchmarks/recipes), scored 2.4x the first batch's loss while the run's loss fell to 0.04. The warning reads the resampled
+# run's loss averaged over this many steps, which a lasting rise moves and one batch does not;
+# the error (10x, non-finite) reads single steps, as the corpus's divergence criterion does.
+RESAMPLED_WINDOW = 5
 
 
 class LookaheadDiverges(Rule):
@@ -55,8 +63,10 @@ class LookaheadDiverges(Rule):
     replacement (seeded by `--seed`), whose gradient varies from step to step as it does over
     fresh batches (`--thorough`: 120 steps each). A batch whose tensors disagree on their first
     dimension is only repeated, for 60 steps. A loss that becomes non-finite or rises above 10x its
-    first value, or a gradient norm that grows over 1000x, is an error; a loss that doubles is a
-    warning. The repeated batch's finding is reported first, as it has no noise to blame.
+    first value, or a gradient norm that grows over 1000x, is an error; a loss that doubles is an
+    info (on resampled rows, the loss averaged over 5 steps: one batch scoring twice the first is
+    the batch, not the run). The repeated batch's finding is reported first, as it has no noise
+    to blame.
 
     Each run spends at most 80 GFLOP by default (counted on the first step): a model whose step
     costs more runs fewer steps, at least 5, and the report says so. Models over 256 MB of
@@ -119,7 +129,28 @@ def loss_fn(output, targets):
 def configure_optimizers(model):
     return torch.optim.SGD(model.parameters(), lr=5.0)  # expect: GL604
 ''',)
-    VALID = (INVALID[0].replace("lr=5.0", "lr=0.05"),)
+    VALID = (INVALID[0].replace("lr=5.0", "lr=0.05"), '''
+# BatchNorm on batches of 8 rows drawn with replacement: single batches score up to twice the first
+# loss, while the loss averaged over 5 steps, and the repeated batch's, fall.
+import torch
+import torch.nn as nn
+
+def build_model():
+    layers, channels = [], 3
+    for width in (16, 32, 32, 64):
+        layers += [nn.Conv2d(channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU()]
+        channels = width
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, 10))
+
+def example_inputs():
+    return (torch.randn(8, 3, 16, 16, generator=torch.Generator().manual_seed(0)),)
+
+def example_targets():
+    return torch.arange(8) % 10
+
+def configure_optimizers(model):
+    return torch.optim.SGD(model.parameters(), lr=0.7, momentum=0.9)
+''')
 
     def check(self, ctx: RuleContext):
         optimizer = ctx.spec.optimizer_object
@@ -166,15 +197,21 @@ def configure_optimizers(model):
         if not losses:
             return None
         finite, loss_growth, grad_growth = growth(losses, grads)
-        if finite and loss_growth < LOSS_GROWTH_WARNING and grad_growth < GRAD_GROWTH_ERROR:
+        error = not finite or loss_growth >= LOSS_GROWTH_ERROR or grad_growth >= GRAD_GROWTH_ERROR
+        resampled = run.batches == RESAMPLED
+        averaged = smoothed_growth(losses, RESAMPLED_WINDOW) if resampled and not error else None
+        if not error and (averaged if averaged is not None else loss_growth) < LOSS_GROWTH_WARNING:
             return None
         described = ctx.spec.optimizer.describe()
         if not finite:
             what = f"the loss becomes non-finite within {len(losses)} {described} steps on {run.batches}"
+        elif averaged is not None:
+            what = (f"{len(losses)} {described} steps on {run.batches} raise the loss, averaged over "
+                    f"{RESAMPLED_WINDOW} steps, to {averaged:.3g}x its first {RESAMPLED_WINDOW} steps' "
+                    f"(gradient norm {grad_growth:.3g}x) instead of lowering it")
         else:
             what = (f"{len(losses)} {described} steps on {run.batches} raise the loss to {loss_growth:.3g}x "
                     f"its first value (gradient norm {grad_growth:.3g}x) instead of lowering it")
-        error = not finite or loss_growth >= LOSS_GROWTH_ERROR or grad_growth >= GRAD_GROWTH_ERROR
         site = ctx.optimizer_site()
         safe_lr = ctx.spec.optimizer.checked_lr / 10
         return self.finding(
@@ -182,7 +219,7 @@ def configure_optimizers(model):
             fix=Fix(f"lower the learning rate (try {lr_name(ctx.spec.optimizer)} = {format_lr(safe_lr)})"
                     f"{warmup_hint(ctx.spec.optimizer)}, "
                     "or clip gradients (gradient_clip_val = 1.0)", site.with_lr(safe_lr, ctx.spec.optimizer.name)),
-            severity=Severity.ERROR if error else Severity.WARNING,
+            severity=Severity.ERROR if error else Severity.INFO,
             weight=0.85 if error else 0.4,
         )
 
@@ -208,6 +245,16 @@ def growth(losses: list[float], grads: list[float]) -> tuple[bool, float, float]
         return False, math.inf, math.inf
     loss_growth = max(losses) / losses[0] if losses[0] > 0 else 1.0
     return True, loss_growth, max(grads) / max(grads[0], 1e-12)
+
+
+def smoothed_growth(losses: list[float], window: int) -> float | None:
+    """The largest mean of `window` consecutive losses against the mean of the first `window`
+    (finite losses); None when the run is shorter than two windows or its first mean is not
+    positive (then the single steps decide)."""
+    if len(losses) < 2 * window:
+        return None
+    means = [sum(losses[i:i + window]) / window for i in range(len(losses) - window + 1)]
+    return max(means) / means[0] if means[0] > 0 else None
 
 
 def growth_decades(losses: list[float], grads: list[float]) -> float:

@@ -77,12 +77,16 @@ def test_fix_rewrites_the_users_line(lint):
     assert finding.fix.code == "attn = (q @ k.transpose(-2, -1)) * 64 ** -0.5"
 
 
-def test_logit_size_is_measured_and_drives_severity(lint):
+def test_logit_size_is_measured_and_drives_the_weight(lint):
+    # Collapsed or not, the finding is an info (2 of the corpus's 5 collapsed cases failed to train,
+    # BENCHMARKS.md "Severities"); the measured logits set its weight in the risk.
     (finding,) = lint(ATTENTION.format(dim=128, body=UNSCALED["matmul"]), select=["GL801"]).findings
+    (milder,) = lint(ATTENTION.format(dim=32, body=UNSCALED["matmul"]), select=["GL801"]).findings
     max_logit = float(re.search(r"max \|logit\| ([0-9.]+)", finding.message).group(1))
     entropy = float(re.search(r"attention entropy ([0-9.]+) x ln\(24\)", finding.message).group(1))
     assert max_logit > 10 and entropy < 0.5
-    assert finding.severity == Severity.ERROR
+    assert finding.severity == milder.severity == Severity.INFO
+    assert finding.weight > milder.weight
 
 
 def test_small_heads_are_left_to_the_logit_rule(lint):

@@ -132,3 +132,26 @@ def test_standard_models_have_no_norm_findings(lint, name):
     report = lint(STANDARD_MODELS[name], select=["GL4"])
     assert report.error is None, report.error
     assert [f.message for f in report.findings] == []
+
+
+def test_post_ln_counts_a_bert_layer_once(lint):
+    # BERT's two Post-LN norms per layer sit in two submodules (attention.output.LayerNorm and
+    # output.LayerNorm): a 12-layer BERT is 12 blocks, not 24, and is compared with 12-block stacks.
+    source = '''
+import torch
+from transformers import BertConfig, BertModel
+
+def build_model():
+    return BertModel(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=12, num_attention_heads=2,
+                                intermediate_size=32, max_position_embeddings=16))
+
+def example_inputs():
+    return (torch.randint(0, 50, (2, 8)),)
+
+def configure_optimizers(model):
+    return torch.optim.Adam(model.parameters(), lr=3e-3)
+'''
+    [finding] = only(lint(source, select=["GL402"]), "GL402")
+    assert finding.message.startswith("12 Post-LN blocks (x = LayerNorm(x + f(x)), first "
+                                      "encoder.layer.0.attention.output.LayerNorm)")
+    assert "1x the lr ~0.003 at which 12-block Post-LN stacks failed" in finding.message
