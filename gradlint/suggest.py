@@ -48,6 +48,7 @@ from dataclasses import dataclass, replace
 from gradlint import risk, suppress
 from gradlint.findings import Finding, Severity, Suggestion
 from gradlint.measure.first_step import FirstStep
+from gradlint.measure.optimizer import stability_bound
 from gradlint.registry import rule_by_code
 from gradlint.rule import Rule, RuleContext
 
@@ -145,7 +146,7 @@ def suggest(ctx: RuleContext, rules: Sequence[type[Rule]], findings: Sequence[Fi
     if screened is None:
         return _suggestion(ctx, None, None, "the risk does not fall with the lr: its causes lie elsewhere")
     multiplier, above = screened
-    verified, failed = _verify(candidates, multiplier, base)
+    verified, failed = _verify(candidates, multiplier, base, _curvature_limit(ctx))
     if verified is None:
         clipped = _clipped(candidates, ctx)
         if clipped is not None:
@@ -231,10 +232,25 @@ def _screen(candidates: _Candidates, configured_trains: bool) -> tuple[float, _O
     return None
 
 
-def _verify(candidates: _Candidates, multiplier: float, base: _Outcome) -> tuple[_Outcome | None, list[float]]:
+def _curvature_limit(ctx: RuleContext) -> float | None:
+    """The grid multiplier at or under the quadratic stability limit, lr < bound / lambda_max, when
+    GL602 measured the top eigenvalue (SGD-family optimizers); None otherwise."""
+    values = [v for key, v in ctx.shared.items() if isinstance(key, tuple) and key[0] == "top_eigenvalue"
+              and isinstance(v, float) and math.isfinite(v) and v > 0]
+    info = ctx.spec.optimizer
+    if not values or info.checked_lr <= 0:
+        return None
+    limit = stability_bound(info) / max(values) / info.checked_lr
+    return 2.0 ** math.floor(math.log2(limit)) if limit > 0 else None
+
+
+def _verify(candidates: _Candidates, multiplier: float, base: _Outcome,
+            curvature: float | None = None) -> tuple[_Outcome | None, list[float]]:
     """The largest grid multiplier at or below `multiplier` that trains, lookahead included, found
     by bisection in log space within MAX_VERIFICATIONS lookaheads (the configured lr counts as
-    verified when the default run found it trains); and the multipliers that failed."""
+    verified when the default run found it trains; with nothing known to train, a failure steps 4x
+    down, or to the quadratic stability limit `curvature` when that is lower); and the multipliers
+    that failed."""
     good = base if base.trains else None
     if good is not None and multiplier <= 1.0:
         return good, []
@@ -251,7 +267,7 @@ def _verify(candidates: _Candidates, multiplier: float, base: _Outcome) -> tuple
         if bad is None:  # the screened bound itself trains: nothing above it screens low
             break
         if good is None:
-            candidate = bad / 4
+            candidate = bad / 4 if curvature is None else min(bad / 4, curvature)
             if candidate < MIN_DOWN:
                 break
         else:

@@ -40,9 +40,9 @@ def test_the_suggestion_stays_under_the_closed_form_limit_and_near_it(momentum, 
     suggestion = gradlint.suggest_lr(model, inputs, targets=targets, loss_fn=nn.functional.mse_loss,
                                      optimizer=optimizer)
     assert suggestion.configured_lr == pytest.approx(configured * limit)
-    # Under the limit (it trains), and not timid: the grid (2x) and the margin (suggest.MARGIN, 2x)
-    # put it within 4x of the largest rate predicted to train, the first update's size within 2x more.
-    assert limit / 8 <= suggestion.lr < limit
+    # Under the limit (it trains), and not timid: the grid (2x), the margin (suggest.MARGIN, 2x) and
+    # a verification's step down (4x, or straight to the quadratic limit) keep it within 16x.
+    assert limit / 16 <= suggestion.lr < limit
     # On the grid of the configured lr times powers of 2.
     assert math.log2(suggestion.lr / suggestion.configured_lr) == pytest.approx(
         round(math.log2(suggestion.lr / suggestion.configured_lr)))
@@ -144,7 +144,7 @@ def loss_fn(output, targets):
 def configure_optimizers(model):
     return torch.optim.SGD(model.parameters(), lr=5.0)
 '''
-LINE = "suggested lr: 0.039 (configured 5, 128x too high; bound: first-update size)"
+LINE = "suggested lr: 0.039 (configured 5, 128x too high; bound: lookahead)"
 
 
 @pytest.fixture
@@ -182,7 +182,7 @@ def test_json_carries_the_suggestion(quad):
     _, out = run("--output-format", "json", "quad.py")
     suggestion = json.loads(out)["models"][0]["suggestion"]
     assert suggestion == {"lr": 0.0390625, "configured_lr": 5.0, "gradient_clip_val": None,
-                          "risk": suggestion["risk"], "basis": "first-update size"}
+                          "risk": suggestion["risk"], "basis": "lookahead"}
     assert 0 < suggestion["risk"] < 0.3
 
 
