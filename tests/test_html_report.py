@@ -153,7 +153,7 @@ def test_the_verdict_links_causes_to_their_findings_and_gives_the_suggested_lr(l
                       "GL601 first-update-too-large": "#model-1-finding-1",
                       "GL604 lookahead-diverges": "#model-1-finding-3"}
     assert "suggested lr: " + verdict.find_all("dd")[1].text == reports[0].suggestion.line()
-    assert verdict.find_all("dd")[1].text.endswith("(configured 5, 256x too high; bound: lookahead)")
+    assert verdict.find_all("dd")[1].text.endswith("(configured 5, 512x too high; bound: lookahead)")
 
 
 def _series(measurements: dict, path: str) -> list:

@@ -117,7 +117,8 @@ def test_training_setup_from_the_config(tmp_path, monkeypatch):
         '[tool.gradlint.models."exports/*.onnx"]\noptimizer = "SGD"\nlr = 5.0\nloss = "mse"\ngradient-clip-val = 1.0\n')
     result = CliRunner().invoke(main, ["--select", "GL602", "--format", "json", "exports/mlp.onnx"])
     report = json.loads(result.output)["models"][0]
-    assert result.exit_code == 1 and [f["code"] for f in report["findings"]] == ["GL602"]
+    # With clipping, GL602's excess is an info (benchmarks/severities.py): it does not fail the run.
+    assert result.exit_code == 0 and [(f["code"], f["severity"]) for f in report["findings"]] == [("GL602", "info")]
     assert "gradient_clip_val=1 lets the loss jump" in report["findings"][0]["message"]
     assert "loss: mean squared error against random targets (loss = mse)" in report["assumptions"]
 
