@@ -30,6 +30,7 @@ def check(
     seed: int = 0,
     probe: bool = True,
     severity: dict[str, str] | None = None,
+    suggest_lr: bool = True,
 ) -> Report:
     """Lint a model object, as `gradlint model.py` lints a file. The model is left as it was.
 
@@ -37,7 +38,9 @@ def check(
     `optimizer`, AdamW(lr=1e-3) is assumed; without `loss_fn`, a default chosen from the output
     and the inputs: next-token cross-entropy for a causal LM, cross-entropy or MSE otherwise
     (README, "Model files"). The report prints as the concise text report, shows as HTML with
-    plots in a notebook, and has `to_dict()` and `plot()` (gradlint.notebook).
+    plots in a notebook, and has `to_dict()` and `plot()` (gradlint.notebook). `suggest_lr=False`
+    skips the learning-rate suggestion (`report.suggestion` is then None), which costs a lookahead
+    or more.
     """
     import torch
 
@@ -63,7 +66,7 @@ def check(
                           ignore=parse_selectors(ignore))
     overrides = tuple((code.upper(), Severity.parse(level)) for code, level in (severity or {}).items())
     settings = Settings(rules=tuple(selection.apply(all_rules())), device=device, seed=seed, probe=probe,
-                        severities=overrides)
+                        severities=overrides, suggest_lr=suggest_lr)
     return Report.of(lint_spec(spec, settings))
 
 

@@ -34,6 +34,9 @@ def assert_trainable(model: Any, example_inputs: Any, *, fail_on: str = "error",
     warning or info). The failure message is the full-format report; on success, the report."""
     __tracebackhide__ = True  # pytest: show the caller's line, not this one
     threshold = Severity.parse(fail_on)
+    # The gate reads findings only: the lr suggestion's extra lookahead would slow every test that
+    # passes (suggest_lr=True brings it back, into the failure message too).
+    options.setdefault("suggest_lr", False)
     report = check(model, example_inputs, **options)
     if any(f.severity.rank >= threshold.rank for f in report.findings):
         raise AssertionError(full.render([report]).rstrip("\n"))

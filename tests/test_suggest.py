@@ -273,3 +273,16 @@ def test_a_suggestion_that_fails_leaves_the_report_standing(tmp_path, monkeypatc
     report = lint_target(Target(str(path)), Settings(rules=tuple(all_rules())), Overrides())
     assert report.suggestion is None and report.risk > 0.9 and report.error is None
     assert "no lr suggestion: RuntimeError: boom" in report.assumptions
+
+
+def test_the_suggestion_can_be_skipped_and_the_pytest_gate_skips_it():
+    from gradlint.testing import assert_trainable
+
+    inputs, targets, _ = quadratic_problem()
+    model = nn.Linear(D, 1, bias=False)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+    options = dict(targets=targets, loss_fn=nn.functional.mse_loss, optimizer=optimizer)
+    assert gradlint.check(model, inputs, **options).suggestion is not None
+    assert gradlint.check(model, inputs, suggest_lr=False, **options).suggestion is None
+    assert assert_trainable(model, inputs, **options).suggestion is None
+    assert assert_trainable(model, inputs, suggest_lr=True, **options).suggestion is not None
